@@ -22,9 +22,11 @@
  *
  * The caller MUST process each update in this order:
  *
- *   1. If RAFT_UPDATE_SNAPSHOT is set: make update->snapshot durable and
- *      restore the state machine from it, before sending any message of the
- *      update and before applying update->committed.
+ *   1. If RAFT_UPDATE_SNAPSHOT is set: make update->snapshot durable,
+ *      delete every stored entry (the log restarts right after the
+ *      snapshot), and restore the state machine from it, before sending any
+ *      message of the update and before applying update->committed. This
+ *      write is ordered after every earlier entry write.
  *   2. If RAFT_UPDATE_HARD_STATE is set: make update->hard_state durable
  *      before sending any message of the update (a vote or a term must never
  *      be forgotten after it was announced).
@@ -76,9 +78,10 @@ typedef uint64_t raft_time;  /* milliseconds on the caller's clock */
  * operation allocates. */
 #define RAFT_MEMBERS_MAX 16
 
-/* The largest priority a member can have. Priority 0 means "never campaign
- * on my own" (the member still votes and can be made leader by a
- * leadership transfer). */
+/* The largest priority a member can have. With priority election, a member
+ * campaigns once the target priority (initially the highest priority among
+ * the voters) has decayed to its own priority, one election timeout per
+ * step, so priority 0 campaigns last. */
 #define RAFT_PRIORITY_MAX 255
 
 /* Error codes: zero is success, errors are negative. */
@@ -246,9 +249,10 @@ enum raft_message_type {
  *                  configuration; index/log_term repeat index and term),
  *                  offset of this chunk, data (the chunk), total = whole
  *                  snapshot size, done = this is the last chunk.
- *   SNAPSHOT_RESP: index = snapshot index, reject = false: offset = bytes
- *                  received so far; reject = true: the transfer must
- *                  restart at offset.
+ *   SNAPSHOT_RESP: index = snapshot index; done = installed (or already
+ *                  covered by the follower's log); otherwise reject = false:
+ *                  offset = bytes received so far; reject = true: the
+ *                  transfer must resume at offset.
  *   TIMEOUT_NOW:   nothing beyond term.
  *
  * Pointers inside a message are borrowed: in an update they belong to the
