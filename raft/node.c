@@ -286,11 +286,22 @@ raft_time raft__random_timeout(struct raft_node *node)
  * Receiving messages
  * --------------------------------------------------------------------- */
 
+#define NODE_VALUE_MAX ((uint64_t)1 << 62)
+
 static int node_message_check(const struct raft_node *node,
                               const struct raft_message *m)
 {
     if (m == NULL || m->type < 1 || m->type > RAFT_MSG_TYPE_MAX ||
         m->from == 0 || m->from == node->id || m->to != node->id) {
+        return RAFT_E_INVALID;
+    }
+    /* Terms and indexes this large cannot be reached; rejecting them keeps
+     * every increment below from overflowing. */
+    if (m->term >= NODE_VALUE_MAX || m->index >= NODE_VALUE_MAX ||
+        m->log_term >= NODE_VALUE_MAX || m->commit >= NODE_VALUE_MAX ||
+        m->hint_index >= NODE_VALUE_MAX || m->hint_term >= NODE_VALUE_MAX ||
+        m->entry_count >= NODE_VALUE_MAX || m->total >= NODE_VALUE_MAX ||
+        m->offset >= NODE_VALUE_MAX) {
         return RAFT_E_INVALID;
     }
     if (m->type == RAFT_MSG_APPEND) {
@@ -319,6 +330,7 @@ static int node_message_check(const struct raft_node *node,
     }
     if (m->type == RAFT_MSG_SNAPSHOT) {
         if (m->snapshot.index == 0 || m->snapshot.term == 0 ||
+            m->snapshot.index >= NODE_VALUE_MAX ||
             m->snapshot.term > m->term ||
             raft_config_validate(&m->snapshot.config) != 0 ||
             m->snapshot.config_index > m->snapshot.index ||

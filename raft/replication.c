@@ -394,8 +394,11 @@ void raft__recv_append(struct raft_node *node, const struct raft_message *m)
     int rv;
 
     RAFT_ASSERT(m->term == node->term);
-    /* Two leaders in one term would break election safety (5.2). */
-    RAFT_ASSERT(node->role != RAFT_LEADER);
+    if (node->role == RAFT_LEADER) {
+        /* Another leader in our term cannot exist (election safety, 5.2):
+         * the sender is faulty. Ignore it rather than trust it. */
+        return;
+    }
     if (node->role != RAFT_FOLLOWER || node->leader != m->from) {
         raft__become_follower(node, m->term, m->from);
     } else {

@@ -165,7 +165,9 @@ void raft__recv_snapshot(struct raft_node *node, const struct raft_message *m)
     const struct raft_snapshot_meta *meta = &m->snapshot;
 
     RAFT_ASSERT(m->term == node->term);
-    RAFT_ASSERT(node->role != RAFT_LEADER);
+    if (node->role == RAFT_LEADER) {
+        return; /* a faulty peer: see raft__recv_append */
+    }
     if (node->role != RAFT_FOLLOWER || node->leader != m->from) {
         raft__become_follower(node, m->term, m->from);
     } else {
