@@ -315,7 +315,8 @@ static int node_message_check(const struct raft_node *node,
         for (size_t i = 0; i < m->entry_count; i++) {
             const struct raft_entry *e = &m->entries[i];
             struct raft_config scratch;
-            if (e->index != m->index + 1 + i || e->term < prev_term ||
+            if (e->index != m->index + 1 + i || e->term == 0 ||
+                e->term < prev_term ||
                 e->term > m->term || e->type < RAFT_ENTRY_NORMAL ||
                 e->type > RAFT_ENTRY_NOOP ||
                 (e->buf.len > 0 && e->buf.base == NULL)) {

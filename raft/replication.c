@@ -214,7 +214,15 @@ void raft__replication_broadcast(struct raft_node *node)
     RAFT_ASSERT(node->role == RAFT_LEADER);
     node->broadcast_pending = false;
     for (uint32_t i = 0; i < node->progress_count; i++) {
-        raft__replication_send(node, &node->progress[i], false);
+        struct raft_progress *p = &node->progress[i];
+        raft__replication_send(node, p, false);
+        /* Fill the pipeline: more batches while the window allows. */
+        while (p->state == RAFT_PROGRESS_REPLICATE &&
+               p->next <= raft__log_last(&node->log) &&
+               p->inflight_count < node->opt.inflight_max &&
+               node->outbox_count < node->opt.messages_max) {
+            raft__replication_send(node, p, false);
+        }
     }
 }
 
