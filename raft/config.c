@@ -324,7 +324,7 @@ enum raft_quorum raft__config_tally(const struct raft_config *config,
                                     int (*answer)(void *ctx, raft_id id),
                                     void *ctx)
 {
-    raft_id ids[RAFT_MEMBERS_MAX];
+    raft_id ids[RAFT_MEMBERS_MAX] = {0};
     uint32_t n = config_voters(config, ids);
     enum raft_quorum a = config_tally_set(ids, n, answer, ctx);
     enum raft_quorum b = RAFT_QUORUM_WON;
@@ -347,7 +347,7 @@ static raft_index config_quorum_set(const raft_id *ids, uint32_t n,
                                     raft_index (*match)(void *, raft_id),
                                     void *ctx)
 {
-    raft_index m[RAFT_MEMBERS_MAX];
+    raft_index m[RAFT_MEMBERS_MAX] = {0};
 
     RAFT_ASSERT(n > 0);
     RAFT_ASSERT(n <= RAFT_MEMBERS_MAX);
@@ -370,7 +370,7 @@ raft_index raft__config_quorum_index(const struct raft_config *config,
                                                          raft_id id),
                                      void *ctx)
 {
-    raft_id ids[RAFT_MEMBERS_MAX];
+    raft_id ids[RAFT_MEMBERS_MAX] = {0};
     uint32_t n = config_voters(config, ids);
     raft_index index;
 

@@ -155,6 +155,10 @@ struct raft_progress {
     uint64_t snap_sent;     /* bytes sent (next offset) */
     uint64_t snap_acked;    /* bytes acknowledged */
     uint64_t snap_acked_at_heartbeat;
+    /* REPLICATE: heartbeats in a row that saw no match progress while
+     * appends were in flight (a lost append is then re-probed). */
+    raft_index match_at_heartbeat;
+    uint32_t stalled_heartbeats;
 };
 
 /* One buffered outgoing message. Entry and snapshot-chunk pointers are

@@ -101,6 +101,7 @@ void raft__membership_refresh(struct raft_node *node)
     if (!raft__config_equal(eff, &node->config)) {
         node->config = *eff;
         node->config_changed = true;
+        node->target_priority = raft__config_max_priority(&node->config);
     }
     if (node->role == RAFT_LEADER) {
         membership_sync_progress(node);

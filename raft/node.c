@@ -615,6 +615,7 @@ int raft_node_step(struct raft_node *node, const struct raft_event *event,
         }
         if (!node->timer_armed) {
             node->timer_armed = true;
+            node->target_priority = raft__config_max_priority(&node->config);
             raft__election_reset_timer(node);
         }
         rv = node_dispatch(node, event);

@@ -208,8 +208,8 @@ struct raft_snapshot_meta {
     raft_index index;
     raft_term term;
     struct raft_config config;
-    raft_index config_index; /* index of the entry that holds config, 0 if
-                                config came from a bootstrap or a load */
+    raft_index config_index; /* index of the entry that holds config (the
+                                bootstrap configuration is entry 1) */
     raft_term config_term;   /* term of that entry */
 };
 
@@ -483,8 +483,10 @@ RAFT_API int raft_node_bootstrap(struct raft_node *node,
  *                      naming a non-member;
  *   RAFT_E_STALE       SNAPSHOT at an index not applied or already covered;
  *   RAFT_E_NOMEM       allocation failed (the event had no effect).
- * A message that is merely stale (old term, unknown sender) is ignored and
- * returns 0. */
+ * A message that is merely stale returns 0: one of an older term is ignored,
+ * except that an APPEND or SNAPSHOT of an older term is answered with a
+ * rejection carrying the current term (so a deposed leader steps down) and a
+ * PRE_VOTE of an older term with a rejection. */
 RAFT_API int raft_node_step(struct raft_node *node,
                             const struct raft_event *event,
                             struct raft_update *update);

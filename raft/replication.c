@@ -48,6 +48,8 @@ void raft__progress_reset(struct raft_node *node, struct raft_progress *p)
     p->snap_sent = 0;
     p->snap_acked = 0;
     p->snap_acked_at_heartbeat = 0;
+    p->match_at_heartbeat = 0;
+    p->stalled_heartbeats = 0;
 }
 
 static void progress_inflight_push(struct raft_node *node,
@@ -183,11 +185,21 @@ static void replication_heartbeat_one(struct raft_node *node,
     default:
         break;
     }
-    if (p->inflight_count >= node->opt.inflight_max) {
-        /* Free one slot so a lost append cannot stall the pipeline: the
-         * next append then reveals the gap and the follower rejects. */
-        p->inflight_head = (p->inflight_head + 1) % node->opt.inflight_max;
-        p->inflight_count--;
+    /* An append lost on the way leaves the follower behind while we
+     * believe entries are in flight; nothing reveals the gap until the next
+     * proposal. Two heartbeats in a row without progress: probe again from
+     * the match index (resending is harmless, followers skip duplicates). */
+    if (p->inflight_count > 0 && p->match == p->match_at_heartbeat) {
+        p->stalled_heartbeats++;
+    } else {
+        p->stalled_heartbeats = 0;
+    }
+    p->match_at_heartbeat = p->match;
+    if (p->stalled_heartbeats >= 2) {
+        p->stalled_heartbeats = 0;
+        progress_become_probe(p, p->match + 1);
+        raft__replication_send(node, p, true);
+        return;
     }
     if (p->match < node->log.offset) {
         raft__replication_send(node, p, true);
