@@ -51,14 +51,21 @@ void raft__become_follower(struct raft_node *node, raft_term term,
         node->change_pending = false;
         node->progress_count = 0;
     }
+    /* The election timer restarts only on hearing from a leader, granting a
+     * vote or campaigning (Figure 2), and a deposed leader needs a fresh
+     * timer. A vote request we refuse must not restart it, nor reset the
+     * priority target: otherwise a high-priority candidate with a stale log
+     * keeps an up-to-date low-priority member from ever campaigning. */
+    if (leader != 0 || node->role == RAFT_LEADER) {
+        node->target_priority = raft__config_max_priority(&node->config);
+        raft__election_reset_timer(node);
+    }
     node->role = RAFT_FOLLOWER;
     node->leader = leader;
     if (leader != 0) {
         node->last_leader_contact = node->now;
         node->heard_leader = true;
     }
-    node->target_priority = raft__config_max_priority(&node->config);
-    raft__election_reset_timer(node);
 }
 
 static void election_become_leader(struct raft_node *node)
@@ -173,12 +180,36 @@ static void election_send_requests(struct raft_node *node, uint8_t type,
     }
 }
 
+bool raft__election_can_campaign(const struct raft_node *node)
+{
+    struct raft_config prev;
+    raft_index prev_index;
+    raft_term prev_term;
+
+    if (raft__config_is_voter(&node->config, node->id) ||
+        raft__config_is_old_voter(&node->config, node->id)) {
+        return true;
+    }
+    /* Removed by a configuration that is not committed yet: this member
+     * may hold the only up-to-date log a joint quorum needs, and refuses
+     * its vote to candidates that lack it. It may lead under the new
+     * configuration (a leader need not be one of its voters, thesis 4.2.2),
+     * commit it, and then step down. */
+    if (node->forced || node->log_config_index <= node->commit ||
+        node->log_config_index == 0) {
+        return false;
+    }
+    raft__membership_config_at(node, node->log_config_index - 1, &prev,
+                               &prev_index, &prev_term);
+    return raft__config_is_voter(&prev, node->id) ||
+           raft__config_is_old_voter(&prev, node->id);
+}
+
 void raft__election_start(struct raft_node *node, bool pre_vote,
                           bool transfer)
 {
     RAFT_ASSERT(node->role != RAFT_LEADER);
-    RAFT_ASSERT(raft__config_is_voter(&node->config, node->id) ||
-                raft__config_is_old_voter(&node->config, node->id));
+    RAFT_ASSERT(raft__election_can_campaign(node));
     node->vote_count = 0;
     node->campaign_transfer = transfer;
     node->leader = 0;
@@ -208,8 +239,7 @@ void raft__election_tick(struct raft_node *node)
     if (node->now < node->election_deadline) {
         return;
     }
-    if (!raft__config_is_voter(&node->config, node->id) &&
-        !raft__config_is_old_voter(&node->config, node->id)) {
+    if (!raft__election_can_campaign(node)) {
         /* Learners and non-members never campaign. */
         raft__election_reset_timer(node);
         return;

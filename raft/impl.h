@@ -273,6 +273,9 @@ void raft__election_reset_timer(struct raft_node *node);
 void raft__become_follower(struct raft_node *node, raft_term term,
                            raft_id leader);
 void raft__election_tick(struct raft_node *node);
+/* A voter of the configuration, or of the one before an uncommitted
+ * configuration that removed it. */
+bool raft__election_can_campaign(const struct raft_node *node);
 void raft__election_start(struct raft_node *node, bool pre_vote,
                           bool transfer);
 void raft__recv_vote(struct raft_node *node, const struct raft_message *m);

@@ -481,8 +481,7 @@ static int node_dispatch(struct raft_node *node, const struct raft_event *ev)
     case RAFT_EVENT_TRANSFER:
         return raft__transfer_start(node, ev->transfer.to);
     case RAFT_EVENT_CAMPAIGN:
-        if (node->role != RAFT_LEADER &&
-            raft__config_is_voter(&node->config, node->id)) {
+        if (node->role != RAFT_LEADER && raft__election_can_campaign(node)) {
             raft__election_start(node, node->opt.pre_vote, false);
         }
         return 0;

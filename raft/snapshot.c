@@ -173,6 +173,7 @@ void raft__recv_snapshot(struct raft_node *node, const struct raft_message *m)
     } else {
         node->last_leader_contact = node->now;
         node->heard_leader = true;
+        node->target_priority = raft__config_max_priority(&node->config);
         raft__election_reset_timer(node);
     }
 
