@@ -1,0 +1,1876 @@
+/* config.c: loads, validates and prints the broker configuration.
+ *
+ * Every key is one row of the `keys` table below (path under tandem.broker,
+ * type, field offset, numeric range). Data flows through it in four steps:
+ *
+ *   1. broker_config_default() writes the defaults.
+ *   2. The YAML document is read as a stream of libyaml events; nested
+ *      mappings are flattened into dotted paths ("tandem.broker.cluster.
+ *      nodeId"), matched against the table (case-insensitively, dashes
+ *      ignored, like Spring's relaxed binding) and parsed into the field.
+ *   3. Each TANDEM_BROKER_* environment variable is matched against the
+ *      table's environment names and parsed the same way, overriding YAML.
+ *   4. nodeId is derived from podOrdinal if it was not given, then every
+ *      rule is checked.
+ *
+ * Each key remembers where its value came from (struct origin), so an error
+ * names the YAML line or the environment variable as well as the key.
+ * Nothing is allocated apart from libyaml's parser state; the result is a
+ * flat struct without pointers.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "broker/config.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <yaml.h>
+
+/* ------------------------------------------------------------------------
+ * The key table
+ * --------------------------------------------------------------------- */
+
+#define ROOT "tandem.broker."
+#define ENV_PREFIX "TANDEM_BROKER_"
+#define DEPTH_MAX 16       /* nesting of YAML mappings */
+#define KEY_PATH_MAX 512   /* a flattened YAML path */
+#define ENV_NAME_MAX 128   /* a generated environment variable name */
+#define SHOWN_VALUE_MAX 96 /* characters of a bad value quoted in errors */
+
+enum key_type {
+    TYPE_UINT,     /* uint32_t */
+    TYPE_OPT_UINT, /* uint32_t plus a "set" bool at flag_offset */
+    TYPE_PORT,     /* uint16_t */
+    TYPE_BOOL,     /* bool */
+    TYPE_DURATION, /* uint64_t milliseconds */
+    TYPE_SIZE,     /* uint64_t bytes */
+    TYPE_STRING,   /* char[size] */
+    TYPE_CONTACTS, /* contact_points[] and contact_point_count */
+};
+
+enum key_id {
+    K_NODE_ID,
+    K_CLUSTER_SIZE,
+    K_PARTITIONS_COUNT,
+    K_REPLICATION_FACTOR,
+    K_CONTACT_POINTS,
+    K_CLUSTER_NAME,
+    K_ELECTION_TIMEOUT,
+    K_HEARTBEAT_INTERVAL,
+    K_PRIORITY_ELECTION,
+    K_REGIONS,
+    K_REGION_ID,
+    K_POD_ORDINAL,
+    K_HOST,
+    K_ADVERTISED_HOST,
+    K_COMMAND_API_PORT,
+    K_INTERNAL_API_PORT,
+    K_MAX_MESSAGE_SIZE,
+    K_GATEWAY_ENABLE,
+    K_GATEWAY_PORT,
+    K_REST_PORT,
+    K_MANAGEMENT_PORT,
+    K_DATA_DIRECTORY,
+    K_SNAPSHOT_PERIOD,
+    K_LOG_SEGMENT_SIZE,
+    KEY_COUNT
+};
+
+struct key {
+    const char *path; /* below tandem.broker, camelCase */
+    enum key_type type;
+    size_t offset;      /* of the field in struct broker_config */
+    size_t size;        /* TYPE_STRING: capacity including the NUL */
+    size_t flag_offset; /* TYPE_OPT_UINT: the "set" bool */
+    uint64_t min;       /* numeric types: inclusive range */
+    uint64_t max;
+};
+
+#define FIELD(f) offsetof(struct broker_config, f)
+#define STR(f) FIELD(f), sizeof(((struct broker_config *)0)->f), 0, 0, 0
+#define NUM(f, lo, hi) FIELD(f), 0, 0, (lo), (hi)
+#define MS(n) ((uint64_t)(n))
+#define SECONDS(n) (MS(n) * 1000)
+#define KIB(n) ((uint64_t)(n)*1024)
+#define MIB(n) (KIB(n) * 1024)
+#define GIB(n) (MIB(n) * 1024)
+
+static const struct key keys[KEY_COUNT] = {
+    [K_NODE_ID] = {"cluster.nodeId", TYPE_UINT,
+                   NUM(node_id, 0, BROKER_CLUSTER_SIZE_MAX - 1)},
+    [K_CLUSTER_SIZE] = {"cluster.clusterSize", TYPE_UINT,
+                        NUM(cluster_size, 1, BROKER_CLUSTER_SIZE_MAX)},
+    [K_PARTITIONS_COUNT] = {"cluster.partitionsCount", TYPE_UINT,
+                            NUM(partitions_count, 1, BROKER_PARTITIONS_MAX)},
+    [K_REPLICATION_FACTOR] = {"cluster.replicationFactor", TYPE_UINT,
+                              NUM(replication_factor, 1, BROKER_REPLICAS_MAX)},
+    [K_CONTACT_POINTS] = {"cluster.initialContactPoints", TYPE_CONTACTS,
+                          NUM(contact_points, 0, 0)},
+    [K_CLUSTER_NAME] = {"cluster.clusterName", TYPE_STRING, STR(cluster_name)},
+    [K_ELECTION_TIMEOUT] = {"cluster.electionTimeout", TYPE_DURATION,
+                            NUM(election_timeout_ms, 1, SECONDS(3600))},
+    [K_HEARTBEAT_INTERVAL] = {"cluster.heartbeatInterval", TYPE_DURATION,
+                              NUM(heartbeat_interval_ms, 1, SECONDS(3600))},
+    [K_PRIORITY_ELECTION] = {"cluster.raft.enablePriorityElection", TYPE_BOOL,
+                             NUM(priority_election, 0, 1)},
+    [K_REGIONS] = {"cluster.regions", TYPE_UINT,
+                   NUM(regions, 1, BROKER_CONFIG_REGIONS_MAX)},
+    [K_REGION_ID] = {"cluster.regionId", TYPE_UINT,
+                     NUM(region_id, 0, BROKER_CONFIG_REGIONS_MAX - 1)},
+    [K_POD_ORDINAL] = {"cluster.podOrdinal", TYPE_OPT_UINT, FIELD(pod_ordinal),
+                       0, FIELD(pod_ordinal_set), 0,
+                       BROKER_CLUSTER_SIZE_MAX - 1},
+    [K_HOST] = {"network.host", TYPE_STRING, STR(host)},
+    [K_ADVERTISED_HOST] = {"network.advertisedHost", TYPE_STRING,
+                           STR(advertised_host)},
+    [K_COMMAND_API_PORT] = {"network.commandApi.port", TYPE_PORT,
+                            NUM(command_api_port, 1, 65535)},
+    [K_INTERNAL_API_PORT] = {"network.internalApi.port", TYPE_PORT,
+                             NUM(internal_api_port, 1, 65535)},
+    [K_MAX_MESSAGE_SIZE] = {"network.maxMessageSize", TYPE_SIZE,
+                            NUM(max_message_bytes, KIB(4), GIB(1))},
+    [K_GATEWAY_ENABLE] = {"gateway.enable", TYPE_BOOL,
+                          NUM(gateway_enable, 0, 1)},
+    [K_GATEWAY_PORT] = {"gateway.network.port", TYPE_PORT,
+                        NUM(gateway_port, 1, 65535)},
+    [K_REST_PORT] = {"server.port", TYPE_PORT, NUM(rest_port, 1, 65535)},
+    [K_MANAGEMENT_PORT] = {"management.server.port", TYPE_PORT,
+                           NUM(management_port, 1, 65535)},
+    [K_DATA_DIRECTORY] = {"data.directory", TYPE_STRING, STR(data_directory)},
+    [K_SNAPSHOT_PERIOD] = {"data.snapshotPeriod", TYPE_DURATION,
+                           NUM(snapshot_period_ms, 1,
+                               BROKER_CONFIG_DURATION_MS_MAX)},
+    [K_LOG_SEGMENT_SIZE] = {"data.logSegmentSize", TYPE_SIZE,
+                            NUM(log_segment_bytes, MIB(1), GIB(16))},
+};
+
+_Static_assert(BROKER_CLUSTER_SIZE_MAX - 1 <= BROKER_NODE_ID_MAX,
+               "every valid nodeId must be a valid placement member id");
+_Static_assert(BROKER_CONFIG_DURATION_MS_MAX < UINT64_MAX / 1000,
+               "durations must not overflow in microseconds");
+
+/* ------------------------------------------------------------------------
+ * Origins and error reports
+ * --------------------------------------------------------------------- */
+
+enum origin_kind { ORIGIN_DEFAULT, ORIGIN_YAML, ORIGIN_ENV };
+
+/* Where a key's current value came from. */
+struct origin {
+    enum origin_kind kind;
+    size_t line;         /* ORIGIN_YAML: 1-based */
+    size_t column;       /* ORIGIN_YAML: 1-based */
+    const char *env;     /* ORIGIN_ENV: borrowed "NAME=value" */
+    size_t env_name_len; /* ORIGIN_ENV: length of NAME */
+};
+
+/* The state of one load: the output, the error buffer, the origins. */
+struct load {
+    struct broker_config *cfg;
+    char *err;
+    size_t err_len;
+    const char *source;               /* name of the YAML document */
+    struct origin origins[KEY_COUNT]; /* per key, ORIGIN_DEFAULT if unset */
+};
+
+#if defined(__GNUC__)
+#define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
+#else
+#define PRINTF_LIKE(f, a)
+#endif
+
+static void report_v(char *err, size_t err_len, const char *fmt, va_list ap)
+    PRINTF_LIKE(3, 0);
+static void report_v(char *err, size_t err_len, const char *fmt, va_list ap)
+{
+    if (err == NULL || err_len == 0) {
+        return;
+    }
+    vsnprintf(err, err_len, fmt, ap);
+}
+
+static void report(char *err, size_t err_len, const char *fmt, ...)
+    PRINTF_LIKE(3, 4);
+static void report(char *err, size_t err_len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    report_v(err, err_len, fmt, ap);
+    va_end(ap);
+}
+
+/* Formats "(file:L:C)" or "(env NAME)" for an origin, or "" by default. */
+static void origin_format(char *buf, size_t cap, const struct origin *o,
+                          const char *source)
+{
+    assert(cap > 0);
+    buf[0] = '\0';
+    if (o == NULL || o->kind == ORIGIN_DEFAULT) {
+        return;
+    }
+    if (o->kind == ORIGIN_YAML) {
+        snprintf(buf, cap, " (%s:%zu:%zu)", source, o->line, o->column);
+        return;
+    }
+    assert(o->kind == ORIGIN_ENV);
+    snprintf(buf, cap, " (env %.*s)", (int)o->env_name_len, o->env);
+}
+
+/* Writes "config: tandem.broker.<key> (origin): <message>" and returns
+ * code. origins may be NULL (validation of a caller-filled struct). */
+static int key_fail(char *err, size_t err_len, const struct origin *origins,
+                    const char *source, enum key_id id, int code,
+                    const char *fmt, ...) PRINTF_LIKE(7, 8);
+static int key_fail(char *err, size_t err_len, const struct origin *origins,
+                    const char *source, enum key_id id, int code,
+                    const char *fmt, ...)
+{
+    char where[ENV_NAME_MAX + 64 + 2 * 24];
+    char msg[512];
+    va_list ap;
+
+    assert(id < KEY_COUNT);
+    assert(code < 0);
+    origin_format(where, sizeof(where), origins != NULL ? &origins[id] : NULL,
+                  source);
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    report(err, err_len, "config: " ROOT "%s%s: %s", keys[id].path, where, msg);
+    return code;
+}
+
+/* Copies text[0..len-1] into buf for an error message: printable ASCII is
+ * kept, other bytes become '?', and long values are cut with "...". */
+static void value_show(char *buf, size_t cap, const char *text, size_t len)
+{
+    size_t n = 0;
+
+    assert(cap > SHOWN_VALUE_MAX + 4);
+    for (size_t k = 0; k < len && n < SHOWN_VALUE_MAX; k++) {
+        unsigned char c = (unsigned char)text[k];
+        buf[n++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+    }
+    if (len > SHOWN_VALUE_MAX) {
+        memcpy(buf + n, "...", 3);
+        n += 3;
+    }
+    buf[n] = '\0';
+    assert(n < cap);
+}
+
+/* ------------------------------------------------------------------------
+ * Value parsers (shared by YAML and environment)
+ * --------------------------------------------------------------------- */
+
+enum parse_result {
+    PARSE_OK,
+    PARSE_BAD,      /* not of the type */
+    PARSE_RANGE,    /* of the type, outside the key's range */
+    PARSE_FRACTION, /* a duration that is not a whole number of ms */
+};
+
+static int ascii_lower(int c)
+{
+    return (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c;
+}
+
+static int ascii_digit(int c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* Case-insensitive comparison of text[0..len-1] with NUL-terminated word. */
+static int word_equal(const char *text, size_t len, const char *word)
+{
+    size_t n = strlen(word);
+    if (n != len) {
+        return 0;
+    }
+    for (size_t k = 0; k < n; k++) {
+        if (ascii_lower((unsigned char)text[k]) != word[k]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Parses decimal digits text[*pos..] into *out (at least one digit).
+ * Returns PARSE_RANGE on overflow of limit, PARSE_BAD without digits. */
+static enum parse_result digits_parse(const char *text, size_t len, size_t *pos,
+                                      uint64_t limit, uint64_t *out,
+                                      size_t *count)
+{
+    uint64_t v = 0;
+    size_t start = *pos;
+    enum parse_result rv = PARSE_OK;
+
+    while (*pos < len && ascii_digit((unsigned char)text[*pos])) {
+        uint64_t d = (uint64_t)(text[*pos] - '0');
+        if (v > (limit - d) / 10) {
+            rv = PARSE_RANGE; /* keep scanning so the syntax is checked */
+        } else {
+            v = v * 10 + d;
+        }
+        (*pos)++;
+    }
+    if (*pos == start) {
+        return PARSE_BAD;
+    }
+    *out = v;
+    if (count != NULL) {
+        *count = *pos - start;
+    }
+    return rv;
+}
+
+/* An unsigned decimal integer, with an optional '+'. A '-' before digits
+ * is a range error (it is a number, just not one we accept). */
+static enum parse_result uint_parse(const char *text, size_t len, uint64_t min,
+                                    uint64_t max, uint64_t *out)
+{
+    size_t pos = 0;
+    enum parse_result rv;
+    int negative = 0;
+
+    if (pos < len && (text[pos] == '+' || text[pos] == '-')) {
+        negative = text[pos] == '-';
+        pos++;
+    }
+    rv = digits_parse(text, len, &pos, UINT64_MAX, out, NULL);
+    if (rv == PARSE_BAD || pos != len) {
+        return PARSE_BAD;
+    }
+    if (rv == PARSE_RANGE || (negative && *out != 0)) {
+        return PARSE_RANGE;
+    }
+    return (*out < min || *out > max) ? PARSE_RANGE : PARSE_OK;
+}
+
+/* true/false, and Spring's yes/no, on/off, 1/0; any case. */
+static enum parse_result bool_parse(const char *text, size_t len, bool *out)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+
+    for (size_t k = 0; k < sizeof(yes) / sizeof(yes[0]); k++) {
+        if (word_equal(text, len, yes[k])) {
+            *out = true;
+            return PARSE_OK;
+        }
+        if (word_equal(text, len, no[k])) {
+            *out = false;
+            return PARSE_OK;
+        }
+    }
+    return PARSE_BAD;
+}
+
+/* A duration: digits, an optional fraction, an optional unit out of ms, s,
+ * m, h, d (any case; none means ms). The result must be a whole number of
+ * milliseconds ("1.5ms" is rejected) within [min, max]. */
+static enum parse_result duration_parse(const char *text, size_t len,
+                                        uint64_t min, uint64_t max,
+                                        uint64_t *out_ms)
+{
+    static const struct {
+        const char *name;
+        uint64_t ms;
+    } units[] = {
+        {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    size_t pos = 0;
+    uint64_t whole = 0;
+    uint64_t frac = 0;
+    size_t frac_digits = 0;
+    uint64_t unit = 0;
+    enum parse_result rv;
+    int over = 0;
+
+    if (pos < len && text[pos] == '+') {
+        pos++;
+    }
+    if (pos < len && text[pos] == '-') {
+        return PARSE_RANGE;
+    }
+    rv = digits_parse(text, len, &pos, BROKER_CONFIG_DURATION_MS_MAX * 1000,
+                      &whole, NULL);
+    if (rv == PARSE_BAD) {
+        return PARSE_BAD;
+    }
+    over = rv == PARSE_RANGE;
+    if (pos < len && text[pos] == '.') {
+        pos++;
+        rv = digits_parse(text, len, &pos, UINT64_MAX, &frac, &frac_digits);
+        if (rv == PARSE_BAD || frac_digits > 9) {
+            return PARSE_BAD;
+        }
+    }
+    if (pos == len) {
+        unit = 1;
+    }
+    for (size_t k = 0; unit == 0 && k < sizeof(units) / sizeof(units[0]); k++) {
+        if (word_equal(text + pos, len - pos, units[k].name)) {
+            unit = units[k].ms;
+        }
+    }
+    if (unit == 0) {
+        return PARSE_BAD;
+    }
+    if (over || whole > BROKER_CONFIG_DURATION_MS_MAX / unit) {
+        return PARSE_RANGE;
+    }
+    {
+        uint64_t scale = 1;
+        uint64_t part;
+        for (size_t k = 0; k < frac_digits; k++) {
+            scale *= 10;
+        }
+        part = frac * unit; /* < 10^9 * 8.64e7, fits */
+        if (part % scale != 0) {
+            return PARSE_FRACTION;
+        }
+        *out_ms = whole * unit + part / scale;
+    }
+    return (*out_ms < min || *out_ms > max) ? PARSE_RANGE : PARSE_OK;
+}
+
+/* A size: digits and an optional unit out of B, KB, MB, GB, TB (any case,
+ * binary multiples as in Spring's DataSize; none means bytes). */
+static enum parse_result size_parse(const char *text, size_t len, uint64_t min,
+                                    uint64_t max, uint64_t *out)
+{
+    static const struct {
+        const char *name;
+        uint64_t bytes;
+    } units[] = {{"b", 1},
+                 {"kb", KIB(1)},
+                 {"mb", MIB(1)},
+                 {"gb", GIB(1)},
+                 {"tb", GIB(1024)}};
+    size_t pos = 0;
+    uint64_t n = 0;
+    uint64_t unit = 0;
+    enum parse_result rv;
+
+    if (pos < len && text[pos] == '+') {
+        pos++;
+    }
+    if (pos < len && text[pos] == '-') {
+        return PARSE_RANGE;
+    }
+    rv = digits_parse(text, len, &pos, UINT64_MAX, &n, NULL);
+    if (rv == PARSE_BAD) {
+        return PARSE_BAD;
+    }
+    if (pos == len) {
+        unit = 1;
+    }
+    for (size_t k = 0; unit == 0 && k < sizeof(units) / sizeof(units[0]); k++) {
+        if (word_equal(text + pos, len - pos, units[k].name)) {
+            unit = units[k].bytes;
+        }
+    }
+    if (unit == 0) {
+        return PARSE_BAD;
+    }
+    if (rv == PARSE_RANGE || n > UINT64_MAX / unit) {
+        return PARSE_RANGE;
+    }
+    *out = n * unit;
+    return (*out < min || *out > max) ? PARSE_RANGE : PARSE_OK;
+}
+
+/* Valid UTF-8 without control characters (so that print can emit it
+ * inside a YAML double-quoted scalar and read it back). */
+static int text_clean(const char *text, size_t len)
+{
+    size_t k = 0;
+
+    while (k < len) {
+        unsigned char c = (unsigned char)text[k];
+        size_t extra;
+        uint32_t cp;
+        if (c < 0x20 || c == 0x7f) {
+            return 0;
+        }
+        if (c < 0x80) {
+            k++;
+            continue;
+        }
+        if ((c & 0xe0) == 0xc0) {
+            extra = 1;
+            cp = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            extra = 2;
+            cp = c & 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            extra = 3;
+            cp = c & 0x07;
+        } else {
+            return 0;
+        }
+        if (len - k <= extra) {
+            return 0;
+        }
+        for (size_t j = 1; j <= extra; j++) {
+            unsigned char cc = (unsigned char)text[k + j];
+            if ((cc & 0xc0) != 0x80) {
+                return 0;
+            }
+            cp = (cp << 6) | (cc & 0x3f);
+        }
+        if ((extra == 1 && cp < 0x80) || (extra == 2 && cp < 0x800) ||
+            (extra == 3 && cp < 0x10000) || cp > 0x10ffff ||
+            (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp < 0xa0) ||
+            cp == 0xfeff || cp == 0x2028 || cp == 0x2029) {
+            /* overlong, out of range, surrogate, C1, BOM, and the line
+             * and paragraph separators that YAML treats as line breaks */
+            return 0;
+        }
+        k += extra + 1;
+    }
+    return 1;
+}
+
+/* A host name or IP literal: letters, digits, '.', '-', '_' and ':' (an
+ * IPv6 literal), 1..BROKER_CONFIG_HOST_MAX characters. */
+static int host_valid(const char *host, size_t len)
+{
+    if (len == 0 || len > BROKER_CONFIG_HOST_MAX) {
+        return 0;
+    }
+    for (size_t k = 0; k < len; k++) {
+        unsigned char c = (unsigned char)host[k];
+        if (!(ascii_digit(c) || (c >= 'a' && c <= 'z') ||
+              (c >= 'A' && c <= 'Z') || c == '.' || c == '-' || c == '_' ||
+              c == ':')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* "host:port" or "[ipv6]:port", port 1..65535. */
+static int contact_parse(const char *text, size_t len,
+                         struct broker_contact_point *out)
+{
+    size_t colon = len;
+    const char *host = text;
+    size_t host_len;
+    uint64_t port;
+
+    while (colon > 0 && text[colon - 1] != ':') {
+        colon--;
+    }
+    if (colon == 0) {
+        return 0;
+    }
+    colon--; /* index of the last ':' */
+    host_len = colon;
+    if (host_len >= 2 && text[0] == '[' && text[host_len - 1] == ']') {
+        host++;
+        host_len -= 2;
+    } else if (memchr(text, ':', colon) != NULL) {
+        return 0; /* an IPv6 literal needs brackets */
+    }
+    if (!host_valid(host, host_len)) {
+        return 0;
+    }
+    if (uint_parse(text + colon + 1, len - colon - 1, 1, 65535, &port) !=
+        PARSE_OK) {
+        return 0;
+    }
+    memset(out, 0, sizeof(*out));
+    memcpy(out->host, host, host_len);
+    out->port = (uint16_t)port;
+    return 1;
+}
+
+/* ------------------------------------------------------------------------
+ * Setting a key
+ * --------------------------------------------------------------------- */
+
+static const char *type_name(enum key_type type)
+{
+    switch (type) {
+    case TYPE_UINT:
+    case TYPE_OPT_UINT:
+        return "an unsigned integer";
+    case TYPE_PORT:
+        return "a port number";
+    case TYPE_BOOL:
+        return "a boolean (true or false)";
+    case TYPE_DURATION:
+        return "a duration such as 2500ms, 2.5s, 1m, 1h or 1d";
+    case TYPE_SIZE:
+        return "a size such as 4096, 64KB, 4MB or 1GB";
+    case TYPE_STRING:
+        return "a string";
+    case TYPE_CONTACTS:
+        return "a list of host:port";
+    }
+    return "?";
+}
+
+/* Formats a key's range for messages, in the key's unit. */
+static void range_format(char *buf, size_t cap, const struct key *k)
+{
+    if (k->type == TYPE_DURATION) {
+        snprintf(buf, cap, "between %llums and %llums",
+                 (unsigned long long)k->min, (unsigned long long)k->max);
+    } else if (k->type == TYPE_SIZE) {
+        snprintf(buf, cap, "between %llu and %llu bytes",
+                 (unsigned long long)k->min, (unsigned long long)k->max);
+    } else {
+        snprintf(buf, cap, "between %llu and %llu", (unsigned long long)k->min,
+                 (unsigned long long)k->max);
+    }
+}
+
+static void *field(struct broker_config *cfg, const struct key *k)
+{
+    return (char *)cfg + k->offset;
+}
+
+/* Appends one contact point given as text to key K_CONTACT_POINTS. */
+static int contact_add(struct load *ld, const char *text, size_t len)
+{
+    struct broker_config *cfg = ld->cfg;
+    char shown[SHOWN_VALUE_MAX + 8];
+
+    if (cfg->contact_point_count == BROKER_CONFIG_CONTACT_POINTS_MAX) {
+        return key_fail(ld->err, ld->err_len, ld->origins, ld->source,
+                        K_CONTACT_POINTS, BROKER_CONFIG_E_INVALID,
+                        "more than %d entries",
+                        BROKER_CONFIG_CONTACT_POINTS_MAX);
+    }
+    if (!contact_parse(text, len,
+                       &cfg->contact_points[cfg->contact_point_count])) {
+        value_show(shown, sizeof(shown), text, len);
+        return key_fail(ld->err, ld->err_len, ld->origins, ld->source,
+                        K_CONTACT_POINTS, BROKER_CONFIG_E_TYPE,
+                        "expected host:port (IPv6 as [addr]:port, port "
+                        "1..65535), got \"%s\"",
+                        shown);
+    }
+    cfg->contact_point_count++;
+    return 0;
+}
+
+/* Sets the contact point list from a comma-separated string (the form
+ * used by environment variables and accepted as a YAML scalar). Spaces
+ * around entries are ignored; an empty string is an empty list. */
+static int contacts_set_csv(struct load *ld, const char *text, size_t len)
+{
+    size_t start = 0;
+    int rv;
+
+    memset(ld->cfg->contact_points, 0, sizeof(ld->cfg->contact_points));
+    ld->cfg->contact_point_count = 0;
+    while (len > 0 && text[len - 1] == ' ') {
+        len--;
+    }
+    while (start < len && text[start] == ' ') {
+        start++;
+    }
+    if (start == len) {
+        return 0;
+    }
+    for (;;) {
+        size_t end = start;
+        size_t a = start;
+        size_t b;
+        while (end < len && text[end] != ',') {
+            end++;
+        }
+        b = end;
+        while (a < b && text[a] == ' ') {
+            a++;
+        }
+        while (b > a && text[b - 1] == ' ') {
+            b--;
+        }
+        rv = contact_add(ld, text + a, b - a);
+        if (rv != 0) {
+            return rv;
+        }
+        if (end == len) {
+            return 0;
+        }
+        start = end + 1;
+    }
+}
+
+/* Parses text[0..len-1] as the value of key id and stores it. The origin
+ * of the key must already be set (messages name it). */
+static int key_set(struct load *ld, enum key_id id, const char *text,
+                   size_t len)
+{
+    const struct key *k = &keys[id];
+    struct broker_config *cfg = ld->cfg;
+    enum parse_result pr = PARSE_BAD;
+    char shown[SHOWN_VALUE_MAX + 8];
+    char range[96];
+    uint64_t v = 0;
+    bool b = false;
+
+    assert(id < KEY_COUNT);
+    value_show(shown, sizeof(shown), text, len);
+    if (memchr(text, '\0', len) != NULL) {
+        return key_fail(ld->err, ld->err_len, ld->origins, ld->source, id,
+                        BROKER_CONFIG_E_TYPE, "value contains a NUL byte");
+    }
+    switch (k->type) {
+    case TYPE_UINT:
+    case TYPE_OPT_UINT:
+    case TYPE_PORT:
+        pr = uint_parse(text, len, k->min, k->max, &v);
+        break;
+    case TYPE_BOOL:
+        pr = bool_parse(text, len, &b);
+        break;
+    case TYPE_DURATION:
+        pr = duration_parse(text, len, k->min, k->max, &v);
+        break;
+    case TYPE_SIZE:
+        pr = size_parse(text, len, k->min, k->max, &v);
+        break;
+    case TYPE_STRING:
+        if (len >= k->size) {
+            return key_fail(ld->err, ld->err_len, ld->origins, ld->source, id,
+                            BROKER_CONFIG_E_TYPE, "longer than %zu bytes",
+                            k->size - 1);
+        }
+        if (!text_clean(text, len)) {
+            return key_fail(ld->err, ld->err_len, ld->origins, ld->source, id,
+                            BROKER_CONFIG_E_TYPE,
+                            "not valid UTF-8 text without control "
+                            "characters: \"%s\"",
+                            shown);
+        }
+        memset(field(cfg, k), 0, k->size);
+        memcpy(field(cfg, k), text, len);
+        return 0;
+    case TYPE_CONTACTS:
+        return contacts_set_csv(ld, text, len);
+    }
+    if (pr == PARSE_BAD) {
+        return key_fail(ld->err, ld->err_len, ld->origins, ld->source, id,
+                        BROKER_CONFIG_E_TYPE, "expected %s, got \"%s\"",
+                        type_name(k->type), shown);
+    }
+    if (pr == PARSE_FRACTION) {
+        return key_fail(ld->err, ld->err_len, ld->origins, ld->source, id,
+                        BROKER_CONFIG_E_INVALID,
+                        "must be a whole number of milliseconds, got %s",
+                        shown);
+    }
+    if (pr == PARSE_RANGE) {
+        range_format(range, sizeof(range), k);
+        return key_fail(ld->err, ld->err_len, ld->origins, ld->source, id,
+                        BROKER_CONFIG_E_INVALID, "must be %s, got %s", range,
+                        shown);
+    }
+    switch (k->type) {
+    case TYPE_OPT_UINT:
+        *(bool *)((char *)cfg + k->flag_offset) = true;
+        *(uint32_t *)field(cfg, k) = (uint32_t)v;
+        break;
+    case TYPE_UINT:
+        *(uint32_t *)field(cfg, k) = (uint32_t)v;
+        break;
+    case TYPE_PORT:
+        *(uint16_t *)field(cfg, k) = (uint16_t)v;
+        break;
+    case TYPE_BOOL:
+        *(bool *)field(cfg, k) = b;
+        break;
+    case TYPE_DURATION:
+    case TYPE_SIZE:
+        *(uint64_t *)field(cfg, k) = v;
+        break;
+    case TYPE_STRING:
+    case TYPE_CONTACTS:
+        assert(0);
+        break;
+    }
+    assert(v >= k->min);
+    assert(v <= k->max);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Defaults
+ * --------------------------------------------------------------------- */
+
+void broker_config_default(struct broker_config *cfg)
+{
+    assert(cfg != NULL);
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->node_id = 0;
+    cfg->cluster_size = 1;
+    cfg->partitions_count = 1;
+    cfg->replication_factor = 1;
+    snprintf(cfg->cluster_name, sizeof(cfg->cluster_name), "zeebe-cluster");
+    cfg->election_timeout_ms = 2500;
+    cfg->heartbeat_interval_ms = 250;
+    cfg->priority_election = true;
+    cfg->regions = 1;
+    cfg->region_id = 0;
+    snprintf(cfg->host, sizeof(cfg->host), "0.0.0.0");
+    cfg->command_api_port = BROKER_CONFIG_COMMAND_API_PORT;
+    cfg->internal_api_port = BROKER_CONFIG_INTERNAL_API_PORT;
+    cfg->max_message_bytes = MIB(4);
+    cfg->gateway_enable = true;
+    cfg->gateway_port = BROKER_CONFIG_GATEWAY_PORT;
+    cfg->rest_port = BROKER_CONFIG_REST_PORT;
+    cfg->management_port = BROKER_CONFIG_MANAGEMENT_PORT;
+    snprintf(cfg->data_directory, sizeof(cfg->data_directory), "data");
+    cfg->snapshot_period_ms = SECONDS(300);
+    cfg->log_segment_bytes = MIB(128);
+    assert(broker_config_validate(cfg, NULL, 0) == 0);
+}
+
+/* ------------------------------------------------------------------------
+ * YAML
+ * --------------------------------------------------------------------- */
+
+/* Canonical form of a key path for matching: lower case, '-' and '_'
+ * dropped (Spring's relaxed binding accepts nodeId, node-id, node_id). */
+static int path_match(const char *a, size_t a_len, const char *b)
+{
+    size_t i = 0;
+    size_t j = 0;
+    size_t b_len = strlen(b);
+
+    for (;;) {
+        while (i < a_len && (a[i] == '-' || a[i] == '_')) {
+            i++;
+        }
+        while (j < b_len && (b[j] == '-' || b[j] == '_')) {
+            j++;
+        }
+        if (i == a_len || j == b_len) {
+            return i == a_len && j == b_len;
+        }
+        if (ascii_lower((unsigned char)a[i]) !=
+            ascii_lower((unsigned char)b[j])) {
+            return 0;
+        }
+        i++;
+        j++;
+    }
+}
+
+/* The key whose full path (tandem.broker.<path>) matches, or -1. */
+static int key_find(const char *path, size_t len)
+{
+    size_t root_len = strlen(ROOT);
+
+    if (len <= root_len || !path_match(path, root_len - 1, "tandem.broker") ||
+        path[root_len - 1] != '.') {
+        return -1;
+    }
+    for (int id = 0; id < KEY_COUNT; id++) {
+        if (path_match(path + root_len, len - root_len, keys[id].path)) {
+            return id;
+        }
+    }
+    return -1;
+}
+
+/* Whether path is tandem, tandem.broker, or a section above some key
+ * (e.g. tandem.broker.cluster.raft). */
+static int section_find(const char *path, size_t len)
+{
+    char full[KEY_PATH_MAX];
+
+    for (int id = 0; id < KEY_COUNT; id++) {
+        int n = snprintf(full, sizeof(full), ROOT "%s", keys[id].path);
+        assert(n > 0 && (size_t)n < sizeof(full));
+        for (size_t cut = 1; cut < (size_t)n; cut++) {
+            if (full[cut] == '.') {
+                char save = full[cut];
+                int match;
+                full[cut] = '\0';
+                match = path_match(path, len, full);
+                full[cut] = save;
+                if (match) {
+                    return 1;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+/* A walk over the events of one YAML document. */
+struct walk {
+    struct load *ld;
+    yaml_parser_t parser;
+    char path[KEY_PATH_MAX]; /* dotted path of the current node */
+    size_t path_len;
+    yaml_mark_t key_mark;     /* where the current path's last key is */
+    bool yaml_set[KEY_COUNT]; /* key given in the document already */
+};
+
+static int walk_syntax(struct walk *w)
+{
+    const yaml_parser_t *p = &w->parser;
+
+    if (p->error == YAML_MEMORY_ERROR) {
+        /* UNTESTED: needs an allocation failure inside libyaml */
+        report(w->ld->err, w->ld->err_len, "config: %s: out of memory",
+               w->ld->source);
+        return BROKER_CONFIG_E_NOMEM;
+    }
+    if (p->context != NULL) {
+        report(w->ld->err, w->ld->err_len,
+               "config: %s:%zu:%zu: YAML syntax error: %s (%s at line %zu "
+               "column %zu)",
+               w->ld->source, p->problem_mark.line + 1,
+               p->problem_mark.column + 1,
+               p->problem != NULL ? p->problem : "malformed", p->context,
+               p->context_mark.line + 1, p->context_mark.column + 1);
+    } else {
+        report(w->ld->err, w->ld->err_len,
+               "config: %s:%zu:%zu: YAML syntax error: %s", w->ld->source,
+               p->problem_mark.line + 1, p->problem_mark.column + 1,
+               p->problem != NULL ? p->problem : "malformed");
+    }
+    return BROKER_CONFIG_E_SYNTAX;
+}
+
+/* Reads the next event; on failure reports the libyaml problem. */
+static int walk_next(struct walk *w, yaml_event_t *ev)
+{
+    if (!yaml_parser_parse(&w->parser, ev)) {
+        return walk_syntax(w);
+    }
+    return 0;
+}
+
+/* An error about the current path (located at its last key), or, with
+ * no path yet, about the node at ev. */
+static int walk_fail(struct walk *w, const yaml_event_t *ev, int code,
+                     const char *msg)
+{
+    char shown[SHOWN_VALUE_MAX + 8];
+    const yaml_mark_t *m = w->path_len > 0 ? &w->key_mark : &ev->start_mark;
+
+    value_show(shown, sizeof(shown), w->path, w->path_len);
+    report(w->ld->err, w->ld->err_len, "config: %s (%s:%zu:%zu): %s",
+           w->path_len > 0 ? shown : "<document>", w->ld->source, m->line + 1,
+           m->column + 1, msg);
+    return code;
+}
+
+/* An error about one element of a list, located at the element. */
+static int walk_item_fail(struct walk *w, const yaml_event_t *ev, int code,
+                          const char *msg)
+{
+    char shown[SHOWN_VALUE_MAX + 8];
+
+    value_show(shown, sizeof(shown), w->path, w->path_len);
+    report(w->ld->err, w->ld->err_len, "config: %s (%s:%zu:%zu): %s", shown,
+           w->ld->source, ev->start_mark.line + 1, ev->start_mark.column + 1,
+           msg);
+    return code;
+}
+
+static int scalar_null(const yaml_event_t *ev)
+{
+    const char *v = (const char *)ev->data.scalar.value;
+    size_t n = ev->data.scalar.length;
+
+    if (ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) {
+        return 0;
+    }
+    return n == 0 || (n == 1 && v[0] == '~') || word_equal(v, n, "null");
+}
+
+/* Resolves the current path to a key for a value node at ev, marking the
+ * key as given in YAML. Returns the key id, or a negative error. A null
+ * value on a section path (e.g. "cluster:" with nothing below) returns
+ * KEY_COUNT: nothing to set. */
+static int walk_key(struct walk *w, const yaml_event_t *ev, int is_null)
+{
+    int id = key_find(w->path, w->path_len);
+    struct origin *o;
+
+    if (id < 0) {
+        if (section_find(w->path, w->path_len)) {
+            if (is_null) {
+                return KEY_COUNT;
+            }
+            return walk_fail(w, ev, BROKER_CONFIG_E_TYPE,
+                             "is a section: expected a mapping");
+        }
+        return walk_fail(w, ev, BROKER_CONFIG_E_UNKNOWN_KEY, "unknown key");
+    }
+    if (w->yaml_set[id]) {
+        return walk_fail(w, ev, BROKER_CONFIG_E_SYNTAX,
+                         "key given more than once");
+    }
+    w->yaml_set[id] = true;
+    o = &w->ld->origins[id];
+    memset(o, 0, sizeof(*o));
+    o->kind = ORIGIN_YAML;
+    o->line = w->key_mark.line + 1;
+    o->column = w->key_mark.column + 1;
+    return id;
+}
+
+static int walk_node(struct walk *w, yaml_event_t *ev, size_t depth);
+
+/* A block or flow sequence: only contact points take a list, of scalars. */
+static int walk_sequence(struct walk *w, yaml_event_t *start)
+{
+    int id = walk_key(w, start, 0);
+    int rv = 0;
+
+    if (id < 0) {
+        return id;
+    }
+    assert(id < KEY_COUNT);
+    if (keys[id].type != TYPE_CONTACTS) {
+        return key_fail(w->ld->err, w->ld->err_len, w->ld->origins,
+                        w->ld->source, (enum key_id)id, BROKER_CONFIG_E_TYPE,
+                        "expected %s, got a list", type_name(keys[id].type));
+    }
+    memset(w->ld->cfg->contact_points, 0, sizeof(w->ld->cfg->contact_points));
+    w->ld->cfg->contact_point_count = 0;
+    for (;;) {
+        yaml_event_t ev;
+        rv = walk_next(w, &ev);
+        if (rv != 0) {
+            return rv;
+        }
+        if (ev.type == YAML_SEQUENCE_END_EVENT) {
+            yaml_event_delete(&ev);
+            return 0;
+        }
+        if (ev.type != YAML_SCALAR_EVENT) {
+            rv = walk_item_fail(w, &ev, BROKER_CONFIG_E_TYPE,
+                                ev.type == YAML_ALIAS_EVENT
+                                    ? "aliases are not supported"
+                                    : "expected a list of host:port strings");
+            yaml_event_delete(&ev);
+            return rv;
+        }
+        rv = contact_add(w->ld, (const char *)ev.data.scalar.value,
+                         ev.data.scalar.length);
+        yaml_event_delete(&ev);
+        if (rv != 0) {
+            return rv;
+        }
+    }
+}
+
+/* A mapping: every key is a scalar appended to the path. */
+static int walk_mapping(struct walk *w, size_t depth)
+{
+    for (;;) {
+        yaml_event_t kev;
+        yaml_event_t vev;
+        size_t saved = w->path_len;
+        size_t n;
+        int rv = walk_next(w, &kev);
+
+        if (rv != 0) {
+            return rv;
+        }
+        if (kev.type == YAML_MAPPING_END_EVENT) {
+            yaml_event_delete(&kev);
+            return 0;
+        }
+        if (kev.type != YAML_SCALAR_EVENT) {
+            rv = walk_fail(w, &kev, BROKER_CONFIG_E_SYNTAX,
+                           kev.type == YAML_ALIAS_EVENT
+                               ? "aliases are not supported"
+                               : "mapping keys must be plain strings");
+            yaml_event_delete(&kev);
+            return rv;
+        }
+        n = kev.data.scalar.length;
+        if (saved + 1 + n >= sizeof(w->path) ||
+            memchr(kev.data.scalar.value, '\0', n) != NULL) {
+            rv = walk_fail(w, &kev, BROKER_CONFIG_E_UNKNOWN_KEY,
+                           "unknown key (too long or not text)");
+            yaml_event_delete(&kev);
+            return rv;
+        }
+        w->key_mark = kev.start_mark;
+        if (saved > 0) {
+            w->path[w->path_len++] = '.';
+        }
+        memcpy(w->path + w->path_len, kev.data.scalar.value, n);
+        w->path_len += n;
+        w->path[w->path_len] = '\0';
+        yaml_event_delete(&kev);
+
+        rv = walk_next(w, &vev);
+        if (rv != 0) {
+            return rv;
+        }
+        rv = walk_node(w, &vev, depth + 1);
+        yaml_event_delete(&vev);
+        if (rv != 0) {
+            return rv;
+        }
+        w->path_len = saved;
+        w->path[saved] = '\0';
+    }
+}
+
+/* Handles the node that starts with *ev (owned by the caller). */
+static int walk_node(struct walk *w, yaml_event_t *ev, size_t depth)
+{
+    int id;
+
+    if (depth > DEPTH_MAX) {
+        return walk_fail(w, ev, BROKER_CONFIG_E_SYNTAX, "nested too deeply");
+    }
+    switch (ev->type) {
+    case YAML_MAPPING_START_EVENT:
+        id = w->path_len > 0 ? key_find(w->path, w->path_len) : -1;
+        if (id >= 0) {
+            char msg[128];
+            snprintf(msg, sizeof(msg), "expected %s, got a mapping",
+                     type_name(keys[id].type));
+            return walk_fail(w, ev, BROKER_CONFIG_E_TYPE, msg);
+        }
+        if (w->path_len > 0 && !section_find(w->path, w->path_len)) {
+            return walk_fail(w, ev, BROKER_CONFIG_E_UNKNOWN_KEY, "unknown key");
+        }
+        return walk_mapping(w, depth);
+    case YAML_SEQUENCE_START_EVENT:
+        if (w->path_len == 0) {
+            return walk_fail(w, ev, BROKER_CONFIG_E_SYNTAX,
+                             "the document must be a mapping");
+        }
+        return walk_sequence(w, ev);
+    case YAML_SCALAR_EVENT:
+        if (w->path_len == 0) {
+            if (scalar_null(ev)) {
+                return 0; /* an empty document */
+            }
+            return walk_fail(w, ev, BROKER_CONFIG_E_SYNTAX,
+                             "the document must be a mapping");
+        }
+        id = walk_key(w, ev, scalar_null(ev));
+        if (id < 0 || id == KEY_COUNT) {
+            return id < 0 ? id : 0;
+        }
+        if (scalar_null(ev) && keys[id].type != TYPE_STRING &&
+            keys[id].type != TYPE_CONTACTS) {
+            return key_fail(w->ld->err, w->ld->err_len, w->ld->origins,
+                            w->ld->source, (enum key_id)id,
+                            BROKER_CONFIG_E_TYPE, "expected %s, got null",
+                            type_name(keys[id].type));
+        }
+        if (scalar_null(ev)) {
+            return key_set(w->ld, (enum key_id)id, "", 0);
+        }
+        return key_set(w->ld, (enum key_id)id,
+                       (const char *)ev->data.scalar.value,
+                       ev->data.scalar.length);
+    case YAML_ALIAS_EVENT:
+        return walk_fail(w, ev, BROKER_CONFIG_E_SYNTAX,
+                         "aliases are not supported");
+    default:
+        return walk_fail(w, ev, BROKER_CONFIG_E_SYNTAX, "unexpected event");
+    }
+}
+
+/* Parses the whole stream once without interpreting it, so that a syntax
+ * error is reported even when a key before it is wrong too. */
+static int yaml_check_syntax(struct walk *w, const char *yaml, size_t len)
+{
+    int rv = 0;
+
+    yaml_parser_set_input_string(&w->parser, (const unsigned char *)yaml, len);
+    for (;;) {
+        yaml_event_t ev;
+        rv = walk_next(w, &ev);
+        if (rv != 0) {
+            break;
+        }
+        if (ev.type == YAML_STREAM_END_EVENT) {
+            yaml_event_delete(&ev);
+            break;
+        }
+        yaml_event_delete(&ev);
+    }
+    return rv;
+}
+
+/* Applies the YAML document yaml[0..len-1] to ld->cfg. */
+static int yaml_apply(struct load *ld, const char *yaml, size_t len)
+{
+    struct walk *w;
+    yaml_event_t ev;
+    int rv;
+    int documents = 0;
+
+    w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        /* UNTESTED: needs an allocation failure */
+        report(ld->err, ld->err_len, "config: %s: out of memory", ld->source);
+        return BROKER_CONFIG_E_NOMEM;
+    }
+    w->ld = ld;
+    if (!yaml_parser_initialize(&w->parser)) {
+        free(w);
+        /* UNTESTED: needs an allocation failure */
+        report(ld->err, ld->err_len, "config: %s: out of memory", ld->source);
+        return BROKER_CONFIG_E_NOMEM;
+    }
+    rv = yaml_check_syntax(w, yaml, len);
+    yaml_parser_delete(&w->parser);
+    if (rv != 0) {
+        free(w);
+        return rv;
+    }
+    if (!yaml_parser_initialize(&w->parser)) {
+        free(w);
+        /* UNTESTED: needs an allocation failure */
+        report(ld->err, ld->err_len, "config: %s: out of memory", ld->source);
+        return BROKER_CONFIG_E_NOMEM;
+    }
+    yaml_parser_set_input_string(&w->parser, (const unsigned char *)yaml, len);
+    for (;;) {
+        rv = walk_next(w, &ev);
+        if (rv != 0) {
+            break;
+        }
+        if (ev.type == YAML_STREAM_END_EVENT) {
+            yaml_event_delete(&ev);
+            break;
+        }
+        if (ev.type == YAML_DOCUMENT_START_EVENT) {
+            documents++;
+            if (documents > 1) {
+                rv = walk_fail(w, &ev, BROKER_CONFIG_E_SYNTAX,
+                               "more than one YAML document");
+                yaml_event_delete(&ev);
+                break;
+            }
+            yaml_event_delete(&ev);
+            rv = walk_next(w, &ev);
+            if (rv != 0) {
+                break;
+            }
+            w->path_len = 0;
+            w->path[0] = '\0';
+            rv = walk_node(w, &ev, 0);
+            yaml_event_delete(&ev);
+            if (rv != 0) {
+                break;
+            }
+            continue;
+        }
+        /* STREAM_START and DOCUMENT_END carry nothing. */
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&w->parser);
+    free(w);
+    return rv;
+}
+
+/* ------------------------------------------------------------------------
+ * Environment
+ * --------------------------------------------------------------------- */
+
+/* TANDEM_BROKER_ plus the path upper-cased, '.' -> '_'. */
+static void env_name(char *buf, size_t cap, const struct key *k)
+{
+    size_t n = strlen(ENV_PREFIX);
+
+    assert(cap > n + strlen(k->path));
+    memcpy(buf, ENV_PREFIX, n);
+    for (const char *p = k->path; *p != '\0'; p++) {
+        char c = *p;
+        buf[n++] = c == '.' ? '_' : (char)(c >= 'a' && c <= 'z' ? c - 32 : c);
+    }
+    buf[n] = '\0';
+}
+
+static int env_apply(struct load *ld, char *const *envp)
+{
+    bool env_set[KEY_COUNT] = {false};
+    size_t prefix_len = strlen(ENV_PREFIX);
+
+    if (envp == NULL) {
+        return 0;
+    }
+    for (char *const *e = envp; *e != NULL; e++) {
+        const char *entry = *e;
+        const char *eq = strchr(entry, '=');
+        size_t name_len;
+        int id = -1;
+        int rv;
+
+        if (eq == NULL || strncmp(entry, ENV_PREFIX, prefix_len) != 0) {
+            continue;
+        }
+        name_len = (size_t)(eq - entry);
+        for (int k = 0; k < KEY_COUNT && id < 0; k++) {
+            char name[ENV_NAME_MAX];
+            env_name(name, sizeof(name), &keys[k]);
+            if (strlen(name) == name_len &&
+                memcmp(name, entry, name_len) == 0) {
+                id = k;
+            }
+        }
+        if (id < 0) {
+            report(ld->err, ld->err_len,
+                   "config: environment variable %.*s: unknown key (no "
+                   "tandem.broker key maps to it)",
+                   (int)(name_len > ENV_NAME_MAX ? ENV_NAME_MAX : name_len),
+                   entry);
+            return BROKER_CONFIG_E_UNKNOWN_KEY;
+        }
+        if (env_set[id]) {
+            continue; /* like getenv(): the first definition wins */
+        }
+        env_set[id] = true;
+        memset(&ld->origins[id], 0, sizeof(ld->origins[id]));
+        ld->origins[id].kind = ORIGIN_ENV;
+        ld->origins[id].env = entry;
+        ld->origins[id].env_name_len = name_len;
+        rv = key_set(ld, (enum key_id)id, eq + 1, strlen(eq + 1));
+        if (rv != 0) {
+            return rv;
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Validation
+ * --------------------------------------------------------------------- */
+
+struct check {
+    const struct broker_config *cfg;
+    char *err;
+    size_t err_len;
+    const struct origin *origins; /* NULL: no origin known */
+    const char *source;
+};
+
+#define CHECK_FAIL(c, id, ...)                                                 \
+    key_fail((c)->err, (c)->err_len, (c)->origins, (c)->source, (id),          \
+             BROKER_CONFIG_E_INVALID, __VA_ARGS__)
+
+/* Re-checks each numeric field against its key's range (a caller may have
+ * filled the struct by hand). */
+static int check_ranges(const struct check *c)
+{
+    char range[96];
+
+    for (int id = 0; id < KEY_COUNT; id++) {
+        const struct key *k = &keys[id];
+        const char *f = (const char *)c->cfg + k->offset;
+        uint64_t v;
+        switch (k->type) {
+        case TYPE_OPT_UINT:
+            if (!*(const bool *)((const char *)c->cfg + k->flag_offset)) {
+                continue;
+            }
+            v = *(const uint32_t *)(const void *)f;
+            break;
+        case TYPE_UINT:
+            v = *(const uint32_t *)(const void *)f;
+            break;
+        case TYPE_PORT:
+            v = *(const uint16_t *)(const void *)f;
+            break;
+        case TYPE_DURATION:
+        case TYPE_SIZE:
+            v = *(const uint64_t *)(const void *)f;
+            break;
+        case TYPE_STRING:
+            if (memchr(f, '\0', k->size) == NULL) {
+                return CHECK_FAIL(c, (enum key_id)id, "not NUL-terminated");
+            }
+            if (!text_clean(f, strlen(f))) {
+                return CHECK_FAIL(c, (enum key_id)id,
+                                  "not valid UTF-8 text without control "
+                                  "characters");
+            }
+            continue;
+        default:
+            continue;
+        }
+        if (v < k->min || v > k->max) {
+            range_format(range, sizeof(range), k);
+            return CHECK_FAIL(c, (enum key_id)id, "must be %s, got %llu", range,
+                              (unsigned long long)v);
+        }
+    }
+    return 0;
+}
+
+static int check_cluster(const struct check *c)
+{
+    const struct broker_config *cfg = c->cfg;
+
+    if (cfg->replication_factor > cfg->cluster_size) {
+        return CHECK_FAIL(c, K_REPLICATION_FACTOR,
+                          "must be between 1 and clusterSize (%u), got %u",
+                          cfg->cluster_size, cfg->replication_factor);
+    }
+    if (cfg->region_id >= cfg->regions) {
+        return CHECK_FAIL(c, K_REGION_ID,
+                          "must be less than regions (%u), got %u",
+                          cfg->regions, cfg->region_id);
+    }
+    if (cfg->node_id_derived) {
+        uint64_t derived =
+            (uint64_t)cfg->pod_ordinal * cfg->regions + cfg->region_id;
+        if (!cfg->pod_ordinal_set || derived != cfg->node_id) {
+            return CHECK_FAIL(c, K_NODE_ID,
+                              "marked as derived but does not equal "
+                              "podOrdinal * regions + regionId");
+        }
+        if (cfg->node_id >= cfg->cluster_size) {
+            return CHECK_FAIL(c, K_POD_ORDINAL,
+                              "gives nodeId %u (podOrdinal %u * regions %u "
+                              "+ regionId %u), which must be less than "
+                              "clusterSize (%u)",
+                              cfg->node_id, cfg->pod_ordinal, cfg->regions,
+                              cfg->region_id, cfg->cluster_size);
+        }
+    }
+    if (cfg->node_id >= cfg->cluster_size) {
+        return CHECK_FAIL(c, K_NODE_ID,
+                          "must be less than clusterSize (%u), got %u",
+                          cfg->cluster_size, cfg->node_id);
+    }
+    if (cfg->regions > 1) {
+        if (cfg->regions == 2 &&
+            (cfg->cluster_size % 2 != 0 || cfg->cluster_size < 4)) {
+            return CHECK_FAIL(c, K_CLUSTER_SIZE,
+                              "must be even and at least 4 when regions is "
+                              "2, got %u",
+                              cfg->cluster_size);
+        }
+        if (cfg->regions == 2 && cfg->replication_factor != 4) {
+            return CHECK_FAIL(c, K_REPLICATION_FACTOR,
+                              "must be 4 when regions is 2, got %u",
+                              cfg->replication_factor);
+        }
+        if (cfg->cluster_size % cfg->regions != 0) {
+            return CHECK_FAIL(c, K_CLUSTER_SIZE,
+                              "must be a multiple of regions (%u), got %u",
+                              cfg->regions, cfg->cluster_size);
+        }
+        if (cfg->replication_factor % cfg->regions != 0) {
+            return CHECK_FAIL(c, K_REPLICATION_FACTOR,
+                              "must be a multiple of regions (%u), got %u",
+                              cfg->regions, cfg->replication_factor);
+        }
+        if (cfg->node_id % cfg->regions != cfg->region_id) {
+            return CHECK_FAIL(c, K_NODE_ID,
+                              "must be regionId (%u) modulo regions (%u): "
+                              "region r holds ids r, r + regions, ...; got "
+                              "%u",
+                              cfg->region_id, cfg->regions, cfg->node_id);
+        }
+    }
+    if (cfg->cluster_name[0] == '\0') {
+        return CHECK_FAIL(c, K_CLUSTER_NAME, "must not be empty");
+    }
+    for (uint32_t k = 0; k < cfg->contact_point_count; k++) {
+        const struct broker_contact_point *cp = &cfg->contact_points[k];
+        if (!host_valid(cp->host, strnlen(cp->host, sizeof(cp->host))) ||
+            cp->port == 0) {
+            return CHECK_FAIL(c, K_CONTACT_POINTS,
+                              "entry %u is not a valid host:port", k + 1);
+        }
+    }
+    if (cfg->contact_point_count > BROKER_CONFIG_CONTACT_POINTS_MAX) {
+        return CHECK_FAIL(c, K_CONTACT_POINTS, "more than %d entries",
+                          BROKER_CONFIG_CONTACT_POINTS_MAX);
+    }
+    return 0;
+}
+
+static int check_timing(const struct check *c)
+{
+    const struct broker_config *cfg = c->cfg;
+
+    /* raft_options requires election >= 2 x heartbeat; this also gives
+     * Zeebe's heartbeatInterval < electionTimeout. */
+    if (cfg->heartbeat_interval_ms > cfg->election_timeout_ms / 2) {
+        return CHECK_FAIL(c, K_HEARTBEAT_INTERVAL,
+                          "must be at most half of electionTimeout "
+                          "(%llums), got %llums",
+                          (unsigned long long)cfg->election_timeout_ms,
+                          (unsigned long long)cfg->heartbeat_interval_ms);
+    }
+    if (cfg->log_segment_bytes <= cfg->max_message_bytes) {
+        return CHECK_FAIL(c, K_LOG_SEGMENT_SIZE,
+                          "must be greater than network.maxMessageSize "
+                          "(%llu bytes), got %llu bytes",
+                          (unsigned long long)cfg->max_message_bytes,
+                          (unsigned long long)cfg->log_segment_bytes);
+    }
+    return 0;
+}
+
+static int check_network(const struct check *c)
+{
+    const struct broker_config *cfg = c->cfg;
+    static const enum key_id ports[] = {K_COMMAND_API_PORT, K_INTERNAL_API_PORT,
+                                        K_MANAGEMENT_PORT, K_GATEWAY_PORT,
+                                        K_REST_PORT};
+    size_t port_count = sizeof(ports) / sizeof(ports[0]);
+
+    if (!host_valid(cfg->host, strlen(cfg->host))) {
+        return CHECK_FAIL(c, K_HOST,
+                          "must be a host name or IP address (letters, "
+                          "digits, '.', '-', '_', ':')");
+    }
+    if (cfg->advertised_host[0] != '\0' &&
+        !host_valid(cfg->advertised_host, strlen(cfg->advertised_host))) {
+        return CHECK_FAIL(c, K_ADVERTISED_HOST,
+                          "must be empty or a host name or IP address");
+    }
+    if (!cfg->gateway_enable) {
+        port_count -= 2; /* the gateway's gRPC and REST ports are unused */
+    }
+    for (size_t a = 0; a < port_count; a++) {
+        uint16_t pa = *(const uint16_t *)(const void *)((const char *)cfg +
+                                                        keys[ports[a]].offset);
+        for (size_t b = 0; b < a; b++) {
+            uint16_t pb =
+                *(const uint16_t *)(const void *)((const char *)cfg +
+                                                  keys[ports[b]].offset);
+            if (pa == pb) {
+                return CHECK_FAIL(c, ports[a],
+                                  "port %u is already used by " ROOT "%s", pa,
+                                  keys[ports[b]].path);
+            }
+        }
+    }
+    if (cfg->data_directory[0] == '\0') {
+        return CHECK_FAIL(c, K_DATA_DIRECTORY, "must not be empty");
+    }
+    return 0;
+}
+
+static int validate(const struct check *c)
+{
+    int rv = check_ranges(c);
+    if (rv == 0) {
+        rv = check_cluster(c);
+    }
+    if (rv == 0) {
+        rv = check_timing(c);
+    }
+    if (rv == 0) {
+        rv = check_network(c);
+    }
+    assert(rv == 0 || rv == BROKER_CONFIG_E_INVALID);
+    return rv;
+}
+
+int broker_config_validate(const struct broker_config *cfg, char *err,
+                           size_t err_len)
+{
+    struct check c = {cfg, err, err_len, NULL, "<config>"};
+    assert(cfg != NULL);
+    return validate(&c);
+}
+
+/* ------------------------------------------------------------------------
+ * Loading
+ * --------------------------------------------------------------------- */
+
+int broker_config_load_string(struct broker_config *cfg, const char *yaml,
+                              size_t yaml_len, const char *source,
+                              char *const *envp, char *err, size_t err_len)
+{
+    struct load *ld;
+    struct check c;
+    int rv;
+
+    assert(cfg != NULL);
+    assert(yaml != NULL || yaml_len == 0);
+    if (err != NULL && err_len > 0) {
+        err[0] = '\0';
+    }
+    ld = calloc(1, sizeof(*ld));
+    if (ld == NULL) {
+        /* UNTESTED: needs an allocation failure */
+        report(err, err_len, "config: out of memory");
+        return BROKER_CONFIG_E_NOMEM;
+    }
+    ld->cfg = cfg;
+    ld->err = err;
+    ld->err_len = err_len;
+    ld->source = source != NULL ? source : "<string>";
+    broker_config_default(cfg);
+
+    rv = yaml_len > 0 ? yaml_apply(ld, yaml, yaml_len) : 0;
+    if (rv == 0) {
+        rv = env_apply(ld, envp);
+    }
+    if (rv == 0 && cfg->pod_ordinal_set &&
+        ld->origins[K_NODE_ID].kind == ORIGIN_DEFAULT) {
+        /* Helm's formula. The factors are range-checked, so it cannot
+         * wrap in 64 bits. */
+        uint64_t id =
+            (uint64_t)cfg->pod_ordinal * cfg->regions + cfg->region_id;
+        if (id >= cfg->cluster_size) {
+            rv = key_fail(err, err_len, ld->origins, ld->source, K_POD_ORDINAL,
+                          BROKER_CONFIG_E_INVALID,
+                          "gives nodeId %llu (podOrdinal %u * regions %u + "
+                          "regionId %u), which must be less than "
+                          "clusterSize (%u)",
+                          (unsigned long long)id, cfg->pod_ordinal,
+                          cfg->regions, cfg->region_id, cfg->cluster_size);
+        } else {
+            cfg->node_id = (uint32_t)id;
+            cfg->node_id_derived = true;
+        }
+    }
+    if (rv == 0) {
+        c.cfg = cfg;
+        c.err = err;
+        c.err_len = err_len;
+        c.origins = ld->origins;
+        c.source = ld->source;
+        rv = validate(&c);
+    }
+    free(ld);
+    assert(rv <= 0);
+    if (rv != 0 && err != NULL && err_len > 0 && err[0] == '\0') {
+        report(err, err_len, "config: %s", broker_config_strerror(rv));
+    }
+    return rv;
+}
+
+int broker_config_load(struct broker_config *cfg, const char *yaml_path,
+                       char *const *envp, char *err, size_t err_len)
+{
+    FILE *f;
+    char *buf;
+    size_t n;
+    int rv;
+
+    assert(cfg != NULL);
+    if (yaml_path == NULL) {
+        return broker_config_load_string(cfg, NULL, 0, NULL, envp, err,
+                                         err_len);
+    }
+    f = fopen(yaml_path, "rb");
+    if (f == NULL) {
+        report(err, err_len, "config: %s: cannot open: %s", yaml_path,
+               strerror(errno));
+        return BROKER_CONFIG_E_IO;
+    }
+    buf = malloc(BROKER_CONFIG_FILE_BYTES_MAX + 1);
+    if (buf == NULL) {
+        fclose(f);
+        /* UNTESTED: needs an allocation failure */
+        report(err, err_len, "config: %s: out of memory", yaml_path);
+        return BROKER_CONFIG_E_NOMEM;
+    }
+    n = fread(buf, 1, BROKER_CONFIG_FILE_BYTES_MAX + 1, f);
+    if (ferror(f)) {
+        /* Reading a directory fails here (tested); other read errors
+         * (EIO) are untested. */
+        report(err, err_len, "config: %s: read error", yaml_path);
+        rv = BROKER_CONFIG_E_IO;
+    } else if (n > BROKER_CONFIG_FILE_BYTES_MAX) {
+        report(err, err_len, "config: %s: larger than %u bytes", yaml_path,
+               BROKER_CONFIG_FILE_BYTES_MAX);
+        rv = BROKER_CONFIG_E_IO;
+    } else {
+        rv = broker_config_load_string(cfg, buf, n, yaml_path, envp, err,
+                                       err_len);
+    }
+    fclose(f);
+    free(buf);
+    return rv;
+}
+
+/* ------------------------------------------------------------------------
+ * Printing
+ * --------------------------------------------------------------------- */
+
+/* A YAML double-quoted scalar: strings are clean UTF-8 (validated), so
+ * only '"' and '\' need escaping. */
+static void string_print(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (; *s != '\0'; s++) {
+        if (*s == '"' || *s == '\\') {
+            fputc('\\', out);
+        }
+        fputc(*s, out);
+    }
+    fputc('"', out);
+}
+
+static void size_print(FILE *out, uint64_t bytes)
+{
+    static const char *const names[] = {"TB", "GB", "MB", "KB"};
+    uint64_t unit = GIB(1024);
+
+    for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+        if (bytes >= unit && bytes % unit == 0) {
+            fprintf(out, "%llu%s", (unsigned long long)(bytes / unit),
+                    names[k]);
+            return;
+        }
+        unit /= 1024;
+    }
+    fprintf(out, "%llu", (unsigned long long)bytes);
+}
+
+static void duration_print(FILE *out, uint64_t ms)
+{
+    static const struct {
+        const char *name;
+        uint64_t ms;
+    } units[] = {{"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}};
+
+    for (size_t k = 0; k < sizeof(units) / sizeof(units[0]); k++) {
+        if (ms >= units[k].ms && ms % units[k].ms == 0) {
+            fprintf(out, "%llu%s", (unsigned long long)(ms / units[k].ms),
+                    units[k].name);
+            return;
+        }
+    }
+    fprintf(out, "%llums", (unsigned long long)ms);
+}
+
+static void value_print(FILE *out, const struct broker_config *cfg,
+                        const struct key *k, size_t indent)
+{
+    const char *f = (const char *)cfg + k->offset;
+
+    switch (k->type) {
+    case TYPE_UINT:
+    case TYPE_OPT_UINT:
+        fprintf(out, "%u", *(const uint32_t *)(const void *)f);
+        break;
+    case TYPE_PORT:
+        fprintf(out, "%u", (unsigned)*(const uint16_t *)(const void *)f);
+        break;
+    case TYPE_BOOL:
+        fputs(*(const bool *)(const void *)f ? "true" : "false", out);
+        break;
+    case TYPE_DURATION:
+        duration_print(out, *(const uint64_t *)(const void *)f);
+        break;
+    case TYPE_SIZE:
+        size_print(out, *(const uint64_t *)(const void *)f);
+        break;
+    case TYPE_STRING:
+        string_print(out, f);
+        break;
+    case TYPE_CONTACTS:
+        if (cfg->contact_point_count == 0) {
+            fputs("[]", out);
+        }
+        for (uint32_t j = 0; j < cfg->contact_point_count; j++) {
+            const struct broker_contact_point *cp = &cfg->contact_points[j];
+            int v6 = strchr(cp->host, ':') != NULL;
+            fprintf(out, "\n%*s- \"%s%s%s:%u\"", (int)indent, "", v6 ? "[" : "",
+                    cp->host, v6 ? "]" : "", (unsigned)cp->port);
+        }
+        break;
+    }
+}
+
+int broker_config_print(const struct broker_config *cfg, FILE *out)
+{
+    const char *prev = "";
+
+    assert(cfg != NULL);
+    assert(out != NULL);
+    fputs("# Effective Tandem broker configuration "
+          "(see docs/configuration.md).\ntandem:\n  broker:\n",
+          out);
+    for (int id = 0; id < KEY_COUNT; id++) {
+        const struct key *k = &keys[id];
+        const char *p = k->path;
+        const char *q = prev;
+        size_t depth = 0;
+
+        if (id == K_POD_ORDINAL && !cfg->pod_ordinal_set) {
+            continue;
+        }
+        /* Skip the sections shared with the previous key. */
+        for (;;) {
+            const char *pd = strchr(p, '.');
+            const char *qd = strchr(q, '.');
+            if (pd == NULL || qd == NULL || pd - p != qd - q ||
+                memcmp(p, q, (size_t)(pd - p)) != 0) {
+                break;
+            }
+            p = pd + 1;
+            q = qd + 1;
+            depth++;
+        }
+        /* Open the remaining sections. */
+        for (const char *pd; (pd = strchr(p, '.')) != NULL; p = pd + 1) {
+            fprintf(out, "%*s%.*s:\n", (int)(4 + 2 * depth), "", (int)(pd - p),
+                    p);
+            depth++;
+        }
+        if (id == K_NODE_ID && cfg->node_id_derived) {
+            fprintf(out, "%*s# %s: %u (derived from podOrdinal)\n",
+                    (int)(4 + 2 * depth), "", p, cfg->node_id);
+        } else {
+            fprintf(out, "%*s%s:", (int)(4 + 2 * depth), "", p);
+            if (k->type != TYPE_CONTACTS || cfg->contact_point_count == 0) {
+                fputc(' ', out);
+            }
+            value_print(out, cfg, k, 4 + 2 * depth + 2);
+            fputc('\n', out);
+        }
+        prev = k->path;
+    }
+    fflush(out);
+    return ferror(out) ? BROKER_CONFIG_E_IO : 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Placement and error strings
+ * --------------------------------------------------------------------- */
+
+int broker_config_placement(const struct broker_config *cfg,
+                            struct broker_placement *placement)
+{
+    assert(cfg != NULL);
+    assert(placement != NULL);
+    assert(cfg->replication_factor <= cfg->cluster_size);
+    return broker_placement_compute_static(placement, cfg->cluster_size,
+                                           cfg->partitions_count,
+                                           cfg->replication_factor);
+}
+
+const char *broker_config_strerror(int code)
+{
+    switch (code) {
+#define BROKER_CONFIG_ERRNO_CASE(name, value, msg)                             \
+    case value:                                                                \
+        return msg;
+        BROKER_CONFIG_ERRNO_MAP(BROKER_CONFIG_ERRNO_CASE)
+#undef BROKER_CONFIG_ERRNO_CASE
+    case 0:
+        return "success";
+    }
+    return "unknown error";
+}
