@@ -20,11 +20,13 @@ void raft__election_reset_timer(struct raft_node *node)
 
 bool raft__in_lease(const struct raft_node *node)
 {
-    if (!node->opt.check_quorum) {
-        return false;
-    }
+    /* A leader holds a lease only when it checks its quorum (it steps down
+     * once it loses it). A follower that heard from its leader within the
+     * election timeout ignores candidates either way (thesis 4.2.3): a
+     * removed member that never learns it was removed must not depose a
+     * working leader again and again. */
     if (node->role == RAFT_LEADER) {
-        return true;
+        return node->opt.check_quorum;
     }
     return node->leader != 0 && node->heard_leader &&
            node->now - node->last_leader_contact <

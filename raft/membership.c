@@ -328,6 +328,12 @@ int raft__membership_force(struct raft_node *node,
     if (!raft__config_is_voter(config, node->id)) {
         return RAFT_E_NOT_MEMBER;
     }
+    if (node->forced) {
+        /* Until the previous forced set is committed in the log, entries
+         * committed before it are only known to overlap each of its
+         * majorities, not to sit on one: forcing again could lose them. */
+        return RAFT_E_BUSY;
+    }
     node->forced = true;
     node->forced_term = node->term;
     node->forced_config = *config;

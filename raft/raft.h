@@ -472,9 +472,10 @@ RAFT_API int raft_node_bootstrap(struct raft_node *node,
  * the node refused (the node stays usable and the update is still filled):
  *   RAFT_E_NOT_LEADER  PROPOSE, CHANGE, TRANSFER on a non-leader;
  *   RAFT_E_BUSY        PROPOSE during a transfer or over
- *                      uncommitted_bytes_max; CHANGE while a change or a
- *                      forced configuration is still pending; TRANSFER
- *                      while one is running;
+ *                      uncommitted_bytes_max; CHANGE or FORCE while a
+ *                      forced configuration is still pending (not yet
+ *                      committed in the log), CHANGE while a change is;
+ *                      TRANSFER while one is running;
  *   RAFT_E_TOO_BIG     PROPOSE with an entry over entry_bytes_max;
  *                      SNAPSHOT data over snapshot_bytes_max;
  *   RAFT_E_INVALID     malformed event or message, bad config, transfer to

@@ -1096,6 +1096,11 @@ void cluster_tick(struct cluster *c, raft_time ms)
     }
 }
 
+void cluster_advance(struct cluster *c, raft_time ms)
+{
+    c->now += ms;
+}
+
 void cluster_run(struct cluster *c, raft_time ms)
 {
     raft_time done = 0;

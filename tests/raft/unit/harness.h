@@ -253,6 +253,9 @@ bool cluster_run_until(struct cluster *c, raft_time ms,
                        bool (*pred)(struct cluster *c, void *arg), void *arg);
 /* Advances time by ms ticking nodes, without delivering anything. */
 void cluster_tick(struct cluster *c, raft_time ms);
+/* Moves the clock forward without ticking or delivering anything (the next
+ * event any node gets carries the new time). */
+void cluster_advance(struct cluster *c, raft_time ms);
 
 /* Campaigns on id (or transfers leadership to it when another live leader
  * exists) and delivers messages until id leads and its no-op committed.

@@ -16,6 +16,7 @@
 #include "harness.h"
 
 #define HB 100
+#define ET 1000 /* raft_options_default's election timeout */
 
 struct fig8 {
     struct cluster *c;
@@ -51,9 +52,13 @@ static void strip_from_index(struct raft_message *m, void *arg)
     }
 }
 
+/* Campaigns until id leads. The clock first moves past the voters' leader
+ * lease (they heard from the crashed leader less than an election timeout
+ * ago and would ignore the candidate, thesis 4.2.3). */
 static void campaign_until_leader(struct cluster *c, raft_id id)
 {
     int k;
+    cluster_advance(c, ET);
     for (k = 0; k < 6; k++) {
         if (raft_node_role(cluster_raft(c, id)) == RAFT_LEADER) {
             return;

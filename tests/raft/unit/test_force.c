@@ -196,12 +196,51 @@ static void test_force_survives_restart(void **state)
     cluster_free(c);
 }
 
+/* Reference: docs/raft.md "Forced reconfiguration", condition 5: a second
+ * FORCE while the first forced set is not yet committed in the log is
+ * refused with RAFT_E_BUSY (it could lose committed entries); once a leader
+ * elected under the forced set has committed it, forcing is possible
+ * again. */
+static void test_force_again_only_after_commit(void **state)
+{
+    struct cluster *c = cluster_new(4);
+    struct raft_config force;
+    struct raft_config single;
+    (void)state;
+    assert_true(cluster_elect(c, 1));
+    assert_int_equal(cluster_propose(c, 1, "kept"), 0);
+    assert_true(cluster_stabilize(c));
+    cluster_crash(c, 2);
+    cluster_crash(c, 4);
+    survivors(&force);
+    assert_int_equal(cluster_force(c, 1, &force), 0);
+    raft_config_init(&single);
+    assert_int_equal(raft_config_add(&single, 1, RAFT_VOTER, 1), 0);
+    assert_int_equal(cluster_force(c, 1, &single), RAFT_E_BUSY);
+    check_forced_config(raft_node_config(cluster_raft(c, 1)));
+    assert_int_equal(cluster_force(c, 3, &force), 0);
+    assert_true(cluster_run_until(c, 10 * ET, leader_1_or_3, NULL));
+    assert_true(cluster_run_until(c, 10 * ET, forced_cleared, NULL));
+    assert_int_equal(cluster_force(c, 1, &single), 0);
+    assert_int_equal(raft_node_config(cluster_raft(c, 1))->count, 1);
+    assert_true(cluster_node(c, 1)->hard_state.forced);
+    cluster_crash(c, 3);
+    assert_true(cluster_run_until(c, 10 * ET, leader_1_or_3, NULL));
+    assert_int_equal(cluster_leader(c), 1);
+    assert_int_equal(cluster_propose(c, 1, "alone"), 0);
+    cluster_run(c, 2 * ET);
+    assert_true(cluster_applied_payload(c, 1, "alone"));
+    assert_true(cluster_applied_payload(c, 1, "kept"));
+    cluster_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         H_TEST(test_force_after_losing_half),
         H_TEST(test_force_not_member),
         H_TEST(test_force_survives_restart),
+        H_TEST(test_force_again_only_after_commit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
