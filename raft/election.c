@@ -70,6 +70,18 @@ void raft__become_follower(struct raft_node *node, raft_term term,
     }
 }
 
+void raft__election_heard_leader(struct raft_node *node, raft_id from)
+{
+    if (node->role != RAFT_FOLLOWER || node->leader != from) {
+        raft__become_follower(node, node->term, from);
+        return;
+    }
+    node->last_leader_contact = node->now;
+    node->heard_leader = true;
+    node->target_priority = raft__config_max_priority(&node->config);
+    raft__election_reset_timer(node);
+}
+
 static void election_become_leader(struct raft_node *node)
 {
     int rv;

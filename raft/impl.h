@@ -284,9 +284,19 @@ void raft__recv_vote_resp(struct raft_node *node,
 void raft__recv_timeout_now(struct raft_node *node,
                             const struct raft_message *m);
 bool raft__in_lease(const struct raft_node *node);
+/* An APPEND or SNAPSHOT of the current term arrived from `from`: follow it
+ * and restart the election timer. */
+void raft__election_heard_leader(struct raft_node *node, raft_id from);
 
 /* replication.c */
 struct raft_progress *raft__progress_get(struct raft_node *node, raft_id id);
+/* Leader: the progress of a member that answered (marked recently active),
+ * or NULL when not leader or not a member. */
+struct raft_progress *raft__progress_heard(struct raft_node *node,
+                                           raft_id from);
+/* Leader: a match index advanced; commit, advance membership, continue a
+ * transfer. Returns whether the node is still leader. */
+bool raft__replication_progressed(struct raft_node *node);
 void raft__progress_reset(struct raft_node *node, struct raft_progress *p);
 void raft__replication_send(struct raft_node *node, struct raft_progress *p,
                             bool force);

@@ -419,14 +419,7 @@ void raft__recv_append(struct raft_node *node, const struct raft_message *m)
          * the sender is faulty. Ignore it rather than trust it. */
         return;
     }
-    if (node->role != RAFT_FOLLOWER || node->leader != m->from) {
-        raft__become_follower(node, m->term, m->from);
-    } else {
-        node->last_leader_contact = node->now;
-        node->heard_leader = true;
-        node->target_priority = raft__config_max_priority(&node->config);
-        raft__election_reset_timer(node);
-    }
+    raft__election_heard_leader(node, m->from);
 
     /* Entries up to the commit index are committed: they match any
      * leader's log (leader completeness), so skip them. */
@@ -519,19 +512,40 @@ void raft__recv_append(struct raft_node *node, const struct raft_message *m)
     replication_respond(node, m->from, durable);
 }
 
-void raft__recv_append_resp(struct raft_node *node,
-                            const struct raft_message *m)
+struct raft_progress *raft__progress_heard(struct raft_node *node,
+                                           raft_id from)
 {
     struct raft_progress *p;
 
     if (node->role != RAFT_LEADER) {
-        return;
+        return NULL;
     }
-    p = raft__progress_get(node, m->from);
+    p = raft__progress_get(node, from);
+    if (p != NULL) {
+        p->recent_active = true;
+    }
+    return p;
+}
+
+bool raft__replication_progressed(struct raft_node *node)
+{
+    raft__replication_maybe_commit(node);
+    if (node->role != RAFT_LEADER) {
+        return false; /* removed from the configuration by the commit */
+    }
+    raft__membership_advance(node);
+    raft__transfer_check(node);
+    return node->role == RAFT_LEADER;
+}
+
+void raft__recv_append_resp(struct raft_node *node,
+                            const struct raft_message *m)
+{
+    struct raft_progress *p = raft__progress_heard(node, m->from);
+
     if (p == NULL) {
         return;
     }
-    p->recent_active = true;
 
     if (m->reject) {
         raft_index j;
@@ -577,12 +591,9 @@ void raft__recv_append_resp(struct raft_node *node,
         } else if (p->match >= p->snap_index) {
             progress_become_probe(p, p->match + 1);
         }
-        raft__replication_maybe_commit(node);
-        if (node->role != RAFT_LEADER) {
-            return; /* removed from the configuration by the commit */
+        if (!raft__replication_progressed(node)) {
+            return;
         }
-        raft__membership_advance(node);
-        raft__transfer_check(node);
     } else if (p->state == RAFT_PROGRESS_PROBE && m->index == p->match &&
                m->index + 1 >= p->next) {
         progress_become_replicate(p);

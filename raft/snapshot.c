@@ -168,14 +168,7 @@ void raft__recv_snapshot(struct raft_node *node, const struct raft_message *m)
     if (node->role == RAFT_LEADER) {
         return; /* a faulty peer: see raft__recv_append */
     }
-    if (node->role != RAFT_FOLLOWER || node->leader != m->from) {
-        raft__become_follower(node, m->term, m->from);
-    } else {
-        node->last_leader_contact = node->now;
-        node->heard_leader = true;
-        node->target_priority = raft__config_max_priority(&node->config);
-        raft__election_reset_timer(node);
-    }
+    raft__election_heard_leader(node, m->from);
 
     /* Already covered by our own log? Then just commit up to it. */
     if (meta->index <= node->commit ||
@@ -247,16 +240,11 @@ void raft__recv_snapshot(struct raft_node *node, const struct raft_message *m)
 void raft__recv_snapshot_resp(struct raft_node *node,
                               const struct raft_message *m)
 {
-    struct raft_progress *p;
+    struct raft_progress *p = raft__progress_heard(node, m->from);
 
-    if (node->role != RAFT_LEADER) {
-        return;
-    }
-    p = raft__progress_get(node, m->from);
     if (p == NULL) {
         return;
     }
-    p->recent_active = true;
     if (p->state != RAFT_PROGRESS_SNAPSHOT || m->index != p->snap_index ||
         !node->has_snapshot || m->index != node->snapshot.index) {
         return;
@@ -270,13 +258,9 @@ void raft__recv_snapshot_resp(struct raft_node *node,
         p->next = p->match + 1;
         p->inflight_count = 0;
         p->inflight_head = 0;
-        raft__replication_maybe_commit(node);
-        if (node->role != RAFT_LEADER) {
-            return;
+        if (raft__replication_progressed(node)) {
+            raft__replication_send(node, p, false);
         }
-        raft__membership_advance(node);
-        raft__transfer_check(node);
-        raft__replication_send(node, p, false);
         return;
     }
     if (m->reject) {
