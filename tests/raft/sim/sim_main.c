@@ -8,12 +8,16 @@
  * (unless --quiet); a failing run prints the seed, the violated invariant
  * with details and the command that replays it. The last line is always
  * "N passed, N failed"; the exit status is non-zero if any run failed.
+ * --expect-violation A,B,... (with --inject-bug) turns the run into a check
+ * that the checkers can fail: it passes only if a run failed and the first
+ * failure names one of the listed invariants.
  * --inject-bug NAME (lose-commit, forget-vote, corrupt-apply) breaks the
  * simulated storage or state machine on purpose, to show that the checkers
  * catch it; the run then stops at the first failing seed.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +71,25 @@ static bool parse_range(const char *s, uint64_t *a, uint64_t *b)
     return parse_u64(left, a) && parse_u64(dots + 2, b) && *a <= *b;
 }
 
+/* Whether name is one of the comma-separated names in list. */
+static bool sim_name_listed(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    const char *p = list;
+    while (*p != '\0') {
+        const char *comma = strchr(p, ',');
+        size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+        if (len == n && strncmp(p, name, n) == 0) {
+            return true;
+        }
+        if (comma == NULL) {
+            break;
+        }
+        p = comma + 1;
+    }
+    return false;
+}
+
 static const char *bug_name(enum sim_bug bug)
 {
     switch (bug) {
@@ -84,6 +107,8 @@ static const char *bug_name(enum sim_bug bug)
 int main(int argc, char **argv)
 {
     struct sim_cli cli = {.steps = SIM_DEFAULT_STEPS};
+    const char *expect = NULL; /* comma-separated invariant names */
+    const char *first_violation = NULL;
     uint64_t first = SIM_DEFAULT_FIRST;
     uint64_t last = SIM_DEFAULT_LAST;
     for (int i = 1; i < argc; i++) {
@@ -118,6 +143,9 @@ int main(int argc, char **argv)
                 return 2;
             }
             i++;
+        } else if (strcmp(a, "--expect-violation") == 0 && v != NULL) {
+            expect = v;
+            i++;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             return 0;
@@ -145,6 +173,9 @@ int main(int argc, char **argv)
             passed++;
         } else {
             failed++;
+            if (first_violation == NULL) {
+                first_violation = sim->fail_invariant;
+            }
             printf("FAIL seed=%" PRIu64 " invariant=%s at t=%" PRIu64
                    " step %" PRIu64 ": %s\n",
                    seed, sim->fail_invariant, sim->now, sim->steps,
@@ -161,6 +192,17 @@ int main(int argc, char **argv)
         if (seed == last || (failed > 0 && cli.bug != SIM_BUG_NONE)) {
             break;
         }
+    }
+    if (expect != NULL) {
+        /* The checkers must be able to fail: pass only if a run failed,
+         * and for one of the expected reasons (not a crash, not the sim). */
+        bool ok = first_violation != NULL &&
+                  sim_name_listed(expect, first_violation);
+        printf("expected violation (%s): %s%s\n", expect,
+               ok ? "caught as " : "NOT caught",
+               first_violation != NULL ? first_violation : "");
+        printf("%d passed, %d failed\n", ok ? 1 : 0, ok ? 0 : 1);
+        return ok ? 0 : 1;
     }
     printf("%" PRIu64 " passed, %" PRIu64 " failed\n", passed, failed);
     return failed > 0 ? 1 : 0;
