@@ -5,8 +5,9 @@
  * payloads borrowed, not copied), packs them behind a length prefix into
  * one arena buffer, and returns that buffer as the frame.
  *
- * Receiving: codec_splitter_feed() cuts the TCP byte stream into frames,
- * never buffering more than one frame of at most frame_bytes_max bytes;
+ * Receiving: codec_splitter_feed() cuts the TCP byte stream into frames
+ * with proto/frame.c's splitter, never buffering more than one frame of
+ * at most frame_bytes_max bytes;
  * codec_frame_decode() unpacks a frame with protobuf-c using the arena as
  * its allocator (so the decoded payloads live in the arena and a hostile
  * frame cannot make us allocate more than the arena's limit), validates
@@ -25,7 +26,8 @@
  *   +--------------------+------------------------------------------+
  *   | 1: partition uint32| oneof body: 2: raft  RaftMessage         |
  *   |    (0 for Hello)   |             3: hello Hello               |
- *   |                    |             4..31 reserved (gossip, ...) |
+ *   |                    |             4: members MemberList        |
+ *   |                    |             5..31 reserved               |
  *   +--------------------+------------------------------------------+
  *
  *   RaftMessage (mirrors struct raft_message)
@@ -135,18 +137,15 @@ __attribute__((format(printf, 3, 4))) static int fail(int rv, char *errmsg,
     return rv;
 }
 
+/* The length prefix is proto/frame.h's. */
 static uint32_t be32_get(const uint8_t *p)
 {
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
-           (uint32_t)p[3];
+    return proto_frame_prefix_get(p);
 }
 
 static void be32_put(uint8_t *p, uint32_t v)
 {
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
+    proto_frame_prefix_put(p, v);
 }
 
 /* ------------------------------------------------------------------------
@@ -743,9 +742,14 @@ int codec_frame_decode(struct codec_arena *arena, const void *data, size_t len,
  * Splitter
  * --------------------------------------------------------------------- */
 
-/* A buffer above this size is released after its frame was handed out, so
- * that an idle connection does not pin a multi-megabyte buffer. */
-#define SPLITTER_KEEP_BYTES ((size_t)64 << 10)
+/* The byte-level work is proto/frame.c's generic splitter; this wrapper
+ * maps its errors onto CODEC_E_* and its frames onto struct raft_buf. */
+_Static_assert(CODEC_PREFIX_BYTES == PROTO_FRAME_PREFIX_BYTES,
+               "the codec frames like every Tandem stream");
+_Static_assert(CODEC_FRAME_BYTES_LIMIT == PROTO_FRAME_BYTES_LIMIT,
+               "the codec's frame limit is the generic one");
+_Static_assert(CODEC_ERRMSG_SIZE == PROTO_ERRMSG_SIZE,
+               "splitter messages are copied whole");
 
 void codec_splitter_init(struct codec_splitter *s, size_t frame_bytes_max)
 {
@@ -753,151 +757,199 @@ void codec_splitter_init(struct codec_splitter *s, size_t frame_bytes_max)
     assert(frame_bytes_max >= 1);
     assert(frame_bytes_max <= CODEC_FRAME_BYTES_LIMIT);
     memset(s, 0, sizeof(*s));
-    s->frame_bytes_max = frame_bytes_max;
+    proto_frame_splitter_init(&s->frames, frame_bytes_max);
 }
 
 void codec_splitter_close(struct codec_splitter *s)
 {
     assert(s != NULL);
-    free(s->buf);
-    s->buf = NULL;
-    s->buf_cap = 0;
-    s->have = 0;
-    s->need = 0;
-    s->ready = false;
-}
-
-__attribute__((format(printf, 3, 4))) static int
-splitter_fail(struct codec_splitter *s, int rv, const char *fmt, ...)
-{
-    va_list ap;
-
-    assert(rv < 0);
-    s->error = rv;
-    va_start(ap, fmt);
-    vsnprintf(s->errmsg, sizeof(s->errmsg), fmt, ap);
-    va_end(ap);
-    return rv;
-}
-
-/* Starts the next frame after the previous one was handed out. */
-static void splitter_rewind(struct codec_splitter *s)
-{
-    assert(s->ready);
-    assert(s->have == s->need);
-    s->have = 0;
-    s->need = 0;
-    s->ready = false;
-    if (s->buf_cap > SPLITTER_KEEP_BYTES) {
-        free(s->buf);
-        s->buf = NULL;
-        s->buf_cap = 0;
-    }
-}
-
-/* Reads a complete length prefix and prepares the buffer for the frame. */
-static int splitter_start(struct codec_splitter *s)
-{
-    uint32_t body = be32_get(s->head);
-
-    assert(s->have == CODEC_PREFIX_BYTES);
-    assert(s->need == 0);
-    if (body > s->frame_bytes_max) {
-        return splitter_fail(s, CODEC_E_TOO_BIG,
-                             "frame length %u exceeds the limit of %zu bytes",
-                             (unsigned)body, s->frame_bytes_max);
-    }
-    s->need = CODEC_PREFIX_BYTES + (size_t)body;
-    if (s->buf_cap < s->need) {
-        free(s->buf);
-        s->buf_cap = 0;
-        s->buf = malloc(s->need);
-        if (s->buf == NULL) {
-            /* UNTESTED: malloc failure */
-            return splitter_fail(s, CODEC_E_NOMEM,
-                                 "cannot allocate %zu bytes for a frame",
-                                 s->need);
-        }
-        s->buf_cap = s->need;
-    }
-    memcpy(s->buf, s->head, CODEC_PREFIX_BYTES);
-    return 0;
+    proto_frame_splitter_close(&s->frames);
 }
 
 int codec_splitter_feed(struct codec_splitter *s, const void *data, size_t len,
                         size_t *consumed, struct raft_buf *frame)
 {
-    const uint8_t *p = data;
-    size_t used = 0;
-    size_t take;
+    struct proto_frame f;
     int rv;
 
     assert(s != NULL);
     assert(consumed != NULL);
     assert(frame != NULL);
-    assert(data != NULL || len == 0);
-    *consumed = 0;
     frame->base = NULL;
     frame->len = 0;
     if (s->error != 0) {
+        *consumed = 0;
         return s->error;
     }
-    if (s->ready) {
-        splitter_rewind(s);
+    rv = proto_frame_splitter_feed(&s->frames, data, len, consumed, &f);
+    if (rv < 0) {
+        s->error = rv == PROTO_E_TOO_BIG ? CODEC_E_TOO_BIG : CODEC_E_NOMEM;
+        memcpy(s->errmsg, s->frames.errmsg, sizeof(s->errmsg));
+        return s->error;
     }
+    assert(rv == 0 || rv == 1);
+    assert(*consumed <= len);
+    frame->base = f.base;
+    frame->len = f.len;
+    return rv;
+}
 
-    /* Fast path: nothing buffered and a whole frame at the front of data. */
-    if (s->have == 0 && len >= CODEC_PREFIX_BYTES) {
-        uint32_t body = be32_get(p);
-        if (body > s->frame_bytes_max) {
-            return splitter_fail(
-                s, CODEC_E_TOO_BIG,
-                "frame length %u exceeds the limit of %zu bytes",
-                (unsigned)body, s->frame_bytes_max);
-        }
-        if (len - CODEC_PREFIX_BYTES >= body) {
-            frame->base = p;
-            frame->len = CODEC_PREFIX_BYTES + (size_t)body;
-            *consumed = frame->len;
-            return 1;
-        }
-    }
+/* ------------------------------------------------------------------------
+ * Gossip
+ *
+ *   MemberList (Frame field 4, partition 0)
+ *   +----------------------------------------------------------------+
+ *   | 1 members: repeated GossipMember                               |
+ *   +----------------------------------------------------------------+
+ *   GossipMember: 1 node_id, 2 host, 3 port, 4 command_host,
+ *                 5 command_port, 6 version, 7 heartbeat
+ * --------------------------------------------------------------------- */
 
-    /* Slow path: assemble the frame in s->buf. */
-    while (used < len) {
-        if (s->need == 0) {
-            take = CODEC_PREFIX_BYTES - s->have;
-            take = take < len - used ? take : len - used;
-            memcpy(s->head + s->have, p + used, take);
-            s->have += take;
-            used += take;
-            if (s->have < CODEC_PREFIX_BYTES) {
-                break;
-            }
-            rv = splitter_start(s);
-            if (rv != 0) {
-                *consumed = used;
-                return rv;
-            }
-        }
-        assert(s->need >= CODEC_PREFIX_BYTES);
-        assert(s->have <= s->need);
-        take = s->need - s->have;
-        take = take < len - used ? take : len - used;
-        if (take > 0) {
-            memcpy(s->buf + s->have, p + used, take);
-            s->have += take;
-            used += take;
-        }
-        if (s->have == s->need) {
-            s->ready = true;
-            frame->base = s->buf;
-            frame->len = s->need;
-            *consumed = used;
-            return 1;
+/* The rules every gossip member obeys, before encoding and after decoding. */
+static int gossip_member_check(raft_id node_id, const char *host, uint64_t port,
+                               const char *command_host, uint64_t command_port,
+                               const char *version, uint64_t heartbeat,
+                               char *errmsg)
+{
+    if (node_id == 0 || port == 0 || port > UINT16_MAX ||
+        command_port > UINT16_MAX || heartbeat == 0) {
+        return fail(CODEC_E_INVALID, errmsg,
+                    "gossip member %llu with port %llu, command port %llu, "
+                    "heartbeat %llu",
+                    (unsigned long long)node_id, (unsigned long long)port,
+                    (unsigned long long)command_port,
+                    (unsigned long long)heartbeat);
+    }
+    if (host == NULL || command_host == NULL || version == NULL ||
+        host[0] == '\0' || strlen(host) > CODEC_GOSSIP_HOST_MAX ||
+        strlen(command_host) > CODEC_GOSSIP_HOST_MAX ||
+        strlen(version) > CODEC_GOSSIP_VERSION_MAX) {
+        return fail(CODEC_E_INVALID, errmsg,
+                    "gossip member %llu has a missing or overlong string",
+                    (unsigned long long)node_id);
+    }
+    return 0;
+}
+
+int codec_gossip_encode(struct codec_arena *arena, const struct codec_gossip *g,
+                        size_t frame_bytes_max, struct raft_buf *frame)
+{
+    Tandem__Raft__Frame f = TANDEM__RAFT__FRAME__INIT;
+    Tandem__Raft__MemberList ml = TANDEM__RAFT__MEMBER_LIST__INIT;
+    Tandem__Raft__GossipMember *ms;
+    Tandem__Raft__GossipMember **mps;
+    int rv;
+
+    assert(arena != NULL);
+    assert(g != NULL);
+    assert(frame != NULL);
+    assert(g->members != NULL || g->count == 0);
+    frame->base = NULL;
+    frame->len = 0;
+    if (g->count > CODEC_GOSSIP_MEMBERS_MAX) {
+        return CODEC_E_INVALID;
+    }
+    for (size_t i = 0; i < g->count; i++) {
+        const struct codec_gossip_member *m = &g->members[i];
+        rv = gossip_member_check(m->node_id, m->host, m->port, m->command_host,
+                                 m->command_port, m->version, m->heartbeat,
+                                 NULL);
+        if (rv != 0) {
+            return rv;
         }
     }
-    assert(used == len);
-    *consumed = used;
+    ms = codec_arena_alloc(arena, g->count * sizeof(*ms));
+    mps = codec_arena_alloc(arena, g->count * sizeof(*mps));
+    if (ms == NULL || mps == NULL) {
+        return CODEC_E_NOMEM;
+    }
+    for (size_t i = 0; i < g->count; i++) {
+        const struct codec_gossip_member *m = &g->members[i];
+        tandem__raft__gossip_member__init(&ms[i]);
+        ms[i].node_id = m->node_id;
+        ms[i].host = (char *)(uintptr_t)m->host;
+        ms[i].port = m->port;
+        ms[i].command_host = (char *)(uintptr_t)m->command_host;
+        ms[i].command_port = m->command_port;
+        ms[i].version = (char *)(uintptr_t)m->version;
+        ms[i].heartbeat = m->heartbeat;
+        mps[i] = &ms[i];
+    }
+    ml.n_members = g->count;
+    ml.members = mps;
+    f.partition = 0;
+    f.body_case = TANDEM__RAFT__FRAME__BODY_MEMBERS;
+    f.members = &ml;
+    return frame_pack(arena, &f, frame_bytes_max, frame);
+}
+
+int codec_gossip_decode(struct codec_arena *arena, const void *data, size_t len,
+                        struct codec_gossip *out, char *errmsg)
+{
+    ProtobufCAllocator allocator;
+    Tandem__Raft__Frame *f;
+    struct codec_gossip_member *ms;
+    const uint8_t *p = data;
+    bool was_full;
+    bool full;
+    int rv;
+
+    assert(arena != NULL);
+    assert(out != NULL);
+    assert(data != NULL || len == 0);
+    memset(out, 0, sizeof(*out));
+    if (len < CODEC_PREFIX_BYTES ||
+        (size_t)be32_get(p) != len - CODEC_PREFIX_BYTES) {
+        return fail(CODEC_E_MALFORMED, errmsg,
+                    "gossip frame of %zu bytes has a bad length prefix", len);
+    }
+    allocator.alloc = arena_pb_alloc;
+    allocator.free = arena_pb_free;
+    allocator.allocator_data = arena;
+    was_full = arena->full;
+    arena->full = false;
+    f = tandem__raft__frame__unpack(&allocator, len - CODEC_PREFIX_BYTES,
+                                    p + CODEC_PREFIX_BYTES);
+    full = arena->full;
+    arena->full = was_full || full;
+    if (f == NULL) {
+        return fail(full ? CODEC_E_NOMEM : CODEC_E_MALFORMED, errmsg,
+                    full ? "gossip frame needs more than the arena limit"
+                         : "body is not a valid protobuf Frame");
+    }
+    if (f->body_case != TANDEM__RAFT__FRAME__BODY_MEMBERS ||
+        f->partition != 0) {
+        return fail(CODEC_E_MALFORMED, errmsg,
+                    "not a gossip frame (body %d, partition %u)",
+                    (int)f->body_case, f->partition);
+    }
+    if (f->members->n_members > CODEC_GOSSIP_MEMBERS_MAX) {
+        return fail(CODEC_E_MALFORMED, errmsg,
+                    "gossip of %zu members, more than %u",
+                    f->members->n_members, CODEC_GOSSIP_MEMBERS_MAX);
+    }
+    ms = codec_arena_alloc(arena, f->members->n_members * sizeof(*ms));
+    if (ms == NULL) {
+        return fail(CODEC_E_NOMEM, errmsg, "no arena memory for gossip");
+    }
+    for (size_t i = 0; i < f->members->n_members; i++) {
+        const Tandem__Raft__GossipMember *in = f->members->members[i];
+        assert(in != NULL);
+        rv = gossip_member_check(in->node_id, in->host, in->port,
+                                 in->command_host, in->command_port,
+                                 in->version, in->heartbeat, errmsg);
+        if (rv != 0) {
+            return CODEC_E_MALFORMED;
+        }
+        ms[i].node_id = in->node_id;
+        ms[i].host = in->host;
+        ms[i].port = (uint16_t)in->port;
+        ms[i].command_host = in->command_host;
+        ms[i].command_port = (uint16_t)in->command_port;
+        ms[i].version = in->version;
+        ms[i].heartbeat = in->heartbeat;
+    }
+    out->members = ms;
+    out->count = f->members->n_members;
     return 0;
 }

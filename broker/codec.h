@@ -33,6 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto/frame.h"
 #include "raft/raft.h"
 
 /* ------------------------------------------------------------------------
@@ -194,15 +195,8 @@ int codec_frame_decode(struct codec_arena *arena, const void *data, size_t len,
  * CODEC_PREFIX_BYTES + frame_bytes_max. Caller-allocated; fields are
  * private. */
 struct codec_splitter {
-    size_t frame_bytes_max;           /* largest accepted length prefix */
-    uint8_t head[CODEC_PREFIX_BYTES]; /* partial prefix */
-    uint8_t *buf;                     /* the frame being assembled */
-    size_t buf_cap;                   /* bytes allocated at buf */
-    size_t have;                      /* bytes of the current frame received */
-    size_t need; /* full frame length once the prefix is known,
-                    else 0 */
-    bool ready;  /* buf holds a frame returned by the last feed */
-    int error;   /* sticky error, 0 if none */
+    struct proto_frame_splitter frames; /* does the work (proto/frame.h) */
+    int error; /* sticky CODEC_E_* error, 0 if none */
     char errmsg[CODEC_ERRMSG_SIZE]; /* reason of error */
 };
 
@@ -229,5 +223,50 @@ void codec_splitter_close(struct codec_splitter *s);
  * codec_frame_decode() or the length check. */
 int codec_splitter_feed(struct codec_splitter *s, const void *data, size_t len,
                         size_t *consumed, struct raft_buf *frame);
+
+/* ------------------------------------------------------------------------
+ * Gossip: the member table brokers spread (broker/transport_tcp.c)
+ * --------------------------------------------------------------------- */
+
+/* The most members one gossip frame may list, and the longest host and
+ * version strings, in bytes. */
+#define CODEC_GOSSIP_MEMBERS_MAX 1024u
+#define CODEC_GOSSIP_HOST_MAX 255u
+#define CODEC_GOSSIP_VERSION_MAX 63u
+
+/* One member as gossip describes it. Strings are NUL-terminated. */
+struct codec_gossip_member {
+    raft_id node_id;          /* non-zero */
+    const char *host;         /* internal address, 1..HOST_MAX bytes */
+    uint16_t port;            /* internal port, non-zero */
+    const char *command_host; /* command API address, may be "" */
+    uint16_t command_port;    /* 0 when there is none */
+    const char *version;      /* may be "" */
+    uint64_t heartbeat;       /* the member's counter, non-zero */
+};
+
+/* A gossip frame's body: the sender's member table. */
+struct codec_gossip {
+    const struct codec_gossip_member *members;
+    size_t count; /* at most CODEC_GOSSIP_MEMBERS_MAX */
+};
+
+/* Encodes a gossip frame (partition 0) like codec_raft_encode(); the
+ * members are borrowed for the call. Returns 0, CODEC_E_INVALID (too many
+ * members, a member with id 0, port 0, heartbeat 0, a NULL or overlong
+ * string), CODEC_E_TOO_BIG (the body would exceed frame_bytes_max, at most
+ * CODEC_FRAME_BYTES_LIMIT) or CODEC_E_NOMEM. */
+int codec_gossip_encode(struct codec_arena *arena, const struct codec_gossip *g,
+                        size_t frame_bytes_max, struct raft_buf *frame);
+
+/* Decodes one complete gossip frame (prefix included) into *out; members
+ * and strings live in the arena until its reset. Returns 0,
+ * CODEC_E_MALFORMED (bad prefix, not a valid Frame, a body other than
+ * gossip, a member breaking the rules of codec_gossip_encode()) or
+ * CODEC_E_NOMEM (arena limit). codec_frame_decode() refuses gossip frames
+ * ("no body"), so a receiver tries this function when that one fails. On
+ * failure *out is zeroed and errmsg (may be NULL) says why. */
+int codec_gossip_decode(struct codec_arena *arena, const void *data, size_t len,
+                        struct codec_gossip *out, char *errmsg);
 
 #endif /* TANDEM_BROKER_CODEC_H */

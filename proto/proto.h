@@ -9,6 +9,14 @@
  *   proto/raft.proto    -> proto/raft.pb-c.h     Tandem__Raft__*
  *       the broker-to-broker frames (Hello, RaftMessage); converted to and
  *       from raft/raft.h structs by broker/codec.c.
+ *   proto/record.proto  -> proto/record.pb-c.h   Tandem__Record__*
+ *       the records in a partition's log (RecordBatch per Raft entry).
+ *   proto/command.proto -> proto/command.pb-c.h  Tandem__Command__*
+ *       the brokers' command API (gateway -> partition leaders).
+ *
+ * proto/frame.h (included here) frames packed messages on a stream: a
+ * 4-byte big-endian length prefix, a splitter, and pack/unpack helpers
+ * for command Requests and Responses.
  *
  * Data flow: a producer fills generated structs and packs them with
  * <type>__pack(); a consumer unpacks bytes with <type>__unpack(allocator,
@@ -25,6 +33,9 @@
 
 #include "proto/gateway.pb-c.h"
 #include "proto/raft.pb-c.h"
+#include "proto/record.pb-c.h"
+#include "proto/command.pb-c.h"
+#include "proto/frame.h"
 
 #ifdef __cplusplus
 extern "C" {

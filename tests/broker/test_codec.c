@@ -921,7 +921,7 @@ static void splitter_byte_by_byte_and_chunked(void **state)
             size_t used;
             assert_int_equal(codec_splitter_feed(&s, NULL, 0, &used, &frame),
                              0);
-            assert_int_equal(s.have, 0);
+            assert_int_equal(s.frames.have, 0);
         }
         codec_splitter_close(&s);
         codec_arena_reset(&dec);
@@ -963,7 +963,7 @@ static void splitter_many_frames_in_one_chunk_zero_copy(void **state)
     }
     assert_int_equal(got, count);
     assert_int_equal(off, len);
-    assert_null(s.buf);
+    assert_null(s.frames.buf);
     codec_splitter_close(&s);
     free(stream);
     codec_arena_close(&enc);
@@ -1044,7 +1044,7 @@ static void splitter_rejects_oversized_length(void **state)
     assert_int_equal(codec_splitter_feed(&s, big, sizeof(big), &used, &frame),
                      CODEC_E_TOO_BIG);
     assert_non_null(strstr(s.errmsg, "exceeds"));
-    assert_null(s.buf); /* nothing was buffered */
+    assert_null(s.frames.buf); /* nothing was buffered */
     /* Sticky: the connection must be closed. */
     assert_int_equal(codec_splitter_feed(&s, big + 4, 3, &used, &frame),
                      CODEC_E_TOO_BIG);
@@ -1060,7 +1060,7 @@ static void splitter_rejects_oversized_length(void **state)
     }
     assert_int_equal(codec_splitter_feed(&s, huge + 3, 1, &used, &frame),
                      CODEC_E_TOO_BIG);
-    assert_null(s.buf);
+    assert_null(s.frames.buf);
     codec_splitter_close(&s);
 
     /* Exactly at the limit is fine. */
@@ -1097,7 +1097,7 @@ static void splitter_truncated_frame_waits(void **state)
         0);
     assert_int_equal(used, frame.len - 1);
     assert_null(out_frame.base);
-    assert_true(s.buf_cap <= 4 + 4096); /* bounded by the frame */
+    assert_true(s.frames.buf_cap <= 4 + 4096); /* bounded by the frame */
     /* An empty feed changes nothing. */
     assert_int_equal(codec_splitter_feed(&s, NULL, 0, &used, &out_frame), 0);
     /* A truncated frame handed to the decoder directly is malformed. */

@@ -1,0 +1,1234 @@
+/* broker.c: the broker: partitions, the loop turn, group commit.
+ *
+ * Data flow in one loop turn (everything on the loop thread but the
+ * commit):
+ *
+ *   transport --on_raft--> raft_node_step(RECEIVE)      \
+ *   tick timer ----------> raft_node_step(TICK)           > partition dirty
+ *   command API ---------> partition_publish(PROPOSE)   /
+ *
+ *   uv_check (end of turn) --for every dirty partition-->
+ *     raft_node_step(NULL, &update):
+ *       snapshot     -> partition_restore()
+ *       hard state,  -> storage batch (the open one; copied)
+ *       snapshot,
+ *       entries
+ *       messages     -> transport_send(), or held with the batch when
+ *                       this or an earlier update of the batch carries
+ *                       hard state or a snapshot (they must be durable
+ *                       before such messages leave)
+ *       committed    -> partition_apply() -> answers to clients
+ *     then transport_flush() (one write per peer) and, if no commit is
+ *     running, the oldest batch goes to the thread pool:
+ *
+ *   thread pool: storage_batch_commit() (ONE transaction, ONE sync for
+ *     every partition in the batch)
+ *   back on the loop: RAFT_EVENT_PERSISTED per partition, held messages
+ *     sent, the batch recycled, the next one started.
+ *
+ * Batches form a queue (batches_max); the open batch is the last one. The
+ * queue only grows past one while a commit runs, so at most two are in use
+ * in steady state.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "broker/broker.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/command_api.h"
+#include "broker/management.h"
+#include "broker/partition.h"
+#include "broker/placement.h"
+#include "broker/storage.h"
+#include "broker/transport.h"
+#include "gateway/gateway.h"
+#include "raft/raft.h"
+
+#define BROKER_BATCHES_MAX 8
+#define BROKER_REQUESTS_MAX 4096
+#define BROKER_TICK_MS 5
+#define BROKER_HELD_MAX 65536
+
+/* A message copied out of an update, waiting for its batch to commit. */
+struct held_message {
+    uint32_t partition;
+    struct raft_message msg;
+    struct raft_entry *entries;
+    void *data;
+};
+
+struct broker_batch {
+    struct storage_batch *batch;
+    struct held_message *held;
+    size_t held_count;
+    size_t held_cap;
+    bool has_sync_state; /* holds hard state or a snapshot */
+};
+
+struct broker_part {
+    struct partition part;
+    uint32_t id;
+    bool dirty;
+    enum raft_role role;
+    raft_term term;
+};
+
+/* A client request in flight: the broker's id for it and where the answer
+ * goes. */
+struct broker_request {
+    uint64_t id; /* 0: free slot */
+    uint64_t conn_id;
+    uint64_t client_id;
+};
+
+struct broker {
+    uv_loop_t *loop;
+    struct broker_config cfg;
+    struct broker_placement placement;
+    char advertised[BROKER_CONFIG_HOST_MAX + 1];
+
+    struct storage *storage;
+    struct broker_batch batches[BROKER_BATCHES_MAX];
+    uint32_t batch_head;  /* oldest (the one committing, if any) */
+    uint32_t batch_count; /* in use; the open one is the last */
+    bool committing;
+    uv_work_t work;
+    int commit_rv;
+    char commit_err[STORAGE_ERRMSG_BYTES];
+    bool storage_failed;
+
+    struct broker_part *parts;
+    uint32_t part_count;
+
+    struct transport *transport;
+    struct command_api *api;
+    struct management mgmt;
+    bool mgmt_open;
+    struct gateway gateway; /* embedded, when gateway.enable */
+    bool gateway_open;
+    char gateway_contact[300];
+
+    uv_timer_t tick;
+    uv_timer_t snapshot_timer;
+    uv_check_t check;
+
+    struct broker_request *requests;
+    uint64_t next_request_id;
+
+    bool started;
+    bool closing;
+    uint32_t closing_left;
+    void (*close_cb)(void *data);
+    void *close_data;
+};
+
+static uint64_t broker_now(const struct broker *b)
+{
+    return uv_now(b->loop);
+}
+
+static raft_id raft_id_of(uint32_t node_id)
+{
+    return (raft_id)node_id + 1;
+}
+
+static struct broker_part *broker_part_find(struct broker *b, uint32_t id)
+{
+    for (uint32_t i = 0; i < b->part_count; i++) {
+        if (b->parts[i].id == id) {
+            return &b->parts[i];
+        }
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * Requests
+ * --------------------------------------------------------------------- */
+
+static struct broker_request *request_slot(struct broker *b, uint64_t id)
+{
+    return &b->requests[id % BROKER_REQUESTS_MAX];
+}
+
+static uint64_t request_add(struct broker *b, uint64_t conn_id,
+                            uint64_t client_id)
+{
+    for (uint32_t tries = 0; tries < BROKER_REQUESTS_MAX; tries++) {
+        uint64_t id = ++b->next_request_id;
+        struct broker_request *r = request_slot(b, id);
+        if (r->id == 0) {
+            r->id = id;
+            r->conn_id = conn_id;
+            r->client_id = client_id;
+            return id;
+        }
+    }
+    return 0;
+}
+
+static void request_answer(void *data, uint64_t request_id, int status,
+                           uint64_t key, const char *message)
+{
+    struct broker *b = data;
+    struct broker_request *r = request_slot(b, request_id);
+
+    if (r->id != request_id) {
+        return; /* not ours, or answered already */
+    }
+    if (status == 0) {
+        Tandem__Command__Response resp = TANDEM__COMMAND__RESPONSE__INIT;
+        GatewayProtocol__PublishMessageResponse pub =
+            GATEWAY_PROTOCOL__PUBLISH_MESSAGE_RESPONSE__INIT;
+        pub.key = (int64_t)key;
+        pub.tenantid = (char *)"<default>";
+        resp.id = r->client_id;
+        resp.body_case = TANDEM__COMMAND__RESPONSE__BODY_PUBLISH_MESSAGE;
+        resp.publish_message = &pub;
+        command_api_respond(b->api, r->conn_id, &resp);
+    } else {
+        Tandem__Command__Code code =
+            status == PARTITION_E_NOT_LEADER
+                ? TANDEM__COMMAND__CODE__NOT_LEADER
+                : TANDEM__COMMAND__CODE__DEADLINE_EXCEEDED;
+        command_api_respond_error(b->api, r->conn_id, r->client_id, code, 0,
+                                  message);
+    }
+    r->id = 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Batches and held messages
+ * --------------------------------------------------------------------- */
+
+static struct broker_batch *batch_open(struct broker *b)
+{
+    assert(b->batch_count > 0);
+    return &b->batches[(b->batch_head + b->batch_count - 1) %
+                       BROKER_BATCHES_MAX];
+}
+
+static struct broker_batch *batch_push(struct broker *b)
+{
+    struct broker_batch *bb;
+    if (b->batch_count >= BROKER_BATCHES_MAX) {
+        return NULL;
+    }
+    b->batch_count++;
+    bb = batch_open(b);
+    assert(storage_batch_empty(bb->batch));
+    assert(bb->held_count == 0);
+    bb->has_sync_state = false;
+    return bb;
+}
+
+static void held_free(struct held_message *h)
+{
+    for (size_t i = 0; i < h->msg.entry_count; i++) {
+        free((void *)h->entries[i].buf.base);
+    }
+    free(h->entries);
+    free(h->data);
+}
+
+/* Deep copy of a message that must wait (update memory is only valid until
+ * the next call on the node). */
+static int held_add(struct broker_batch *bb, uint32_t partition,
+                    const struct raft_message *m)
+{
+    struct held_message *h;
+
+    if (bb->held_count == bb->held_cap) {
+        size_t cap = bb->held_cap == 0 ? 64 : bb->held_cap * 2;
+        struct held_message *n;
+        if (cap > BROKER_HELD_MAX) {
+            return -ENOBUFS;
+        }
+        n = realloc(bb->held, cap * sizeof(*n));
+        if (n == NULL) {
+            return -ENOMEM;
+        }
+        bb->held = n;
+        bb->held_cap = cap;
+    }
+    h = &bb->held[bb->held_count];
+    memset(h, 0, sizeof(*h));
+    h->partition = partition;
+    h->msg = *m;
+    if (m->entry_count > 0) {
+        h->entries = calloc(m->entry_count, sizeof(*h->entries));
+        if (h->entries == NULL) {
+            return -ENOMEM;
+        }
+        for (size_t i = 0; i < m->entry_count; i++) {
+            h->entries[i] = m->entries[i];
+            h->entries[i].buf.base = NULL;
+            if (m->entries[i].buf.len > 0) {
+                void *copy = malloc(m->entries[i].buf.len);
+                if (copy == NULL) {
+                    h->msg.entry_count = i;
+                    held_free(h);
+                    return -ENOMEM;
+                }
+                memcpy(copy, m->entries[i].buf.base, m->entries[i].buf.len);
+                h->entries[i].buf.base = copy;
+            }
+        }
+        h->msg.entries = h->entries;
+    }
+    if (m->data.len > 0) {
+        h->data = malloc(m->data.len);
+        if (h->data == NULL) {
+            held_free(h);
+            return -ENOMEM;
+        }
+        memcpy(h->data, m->data.base, m->data.len);
+        h->msg.data.base = h->data;
+    }
+    bb->held_count++;
+    return 0;
+}
+
+/* Whether messages must wait: some uncommitted batch holds hard state or
+ * a snapshot (or already holds messages, whose order we keep). */
+static bool broker_must_hold(const struct broker *b)
+{
+    for (uint32_t i = 0; i < b->batch_count; i++) {
+        const struct broker_batch *bb =
+            &b->batches[(b->batch_head + i) % BROKER_BATCHES_MAX];
+        if (bb->has_sync_state || bb->held_count > 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void broker_send(struct broker *b, uint32_t partition,
+                        const struct raft_message *m)
+{
+    int rv;
+    assert(m->to > 0);
+    /* Transport node ids are raft ids (broker node id + 1): the transport,
+     * like raft, keeps 0 for "unknown". */
+    rv = transport_send(b->transport, (uint32_t)m->to, partition, m);
+    (void)rv; /* dropped messages are tolerated by raft */
+}
+
+/* ------------------------------------------------------------------------
+ * Updates
+ * --------------------------------------------------------------------- */
+
+static void broker_fail_storage(struct broker *b, const char *what)
+{
+    if (!b->storage_failed) {
+        fprintf(stderr, "broker %u: storage failed: %s; partitions are "
+                "marked dead\n", b->cfg.node_id, what);
+    }
+    b->storage_failed = true;
+    for (uint32_t i = 0; i < b->part_count; i++) {
+        b->parts[i].part.health = PARTITION_DEAD;
+        snprintf(b->parts[i].part.health_reason,
+                 sizeof(b->parts[i].part.health_reason), "storage: %s",
+                 what);
+    }
+}
+
+static void broker_handle_update(struct broker *b, struct broker_part *bp,
+                                 const struct raft_update *u)
+{
+    struct broker_batch *bb = batch_open(b);
+    int rv;
+
+    if (u->flags & RAFT_UPDATE_SNAPSHOT) {
+        rv = partition_restore(&bp->part, u->snapshot_data.base,
+                               u->snapshot_data.len);
+        if (rv != 0) {
+            fprintf(stderr, "broker %u: partition %u: installed snapshot "
+                    "does not decode; partition is dead\n",
+                    b->cfg.node_id, bp->id);
+        }
+    }
+    rv = storage_batch_put_update(bb->batch, bp->id, u);
+    if (rv == STORAGE_E_BUSY) {
+        bb = batch_push(b);
+        rv = bb != NULL ? storage_batch_put_update(bb->batch, bp->id, u)
+                        : STORAGE_E_BUSY;
+    }
+    if (rv != 0) {
+        broker_fail_storage(b, storage_strerror(rv));
+        return;
+    }
+    if (u->flags & (RAFT_UPDATE_HARD_STATE | RAFT_UPDATE_SNAPSHOT)) {
+        bb->has_sync_state = true;
+    }
+    if (u->flags & RAFT_UPDATE_MESSAGES) {
+        bool hold = broker_must_hold(b);
+        for (size_t i = 0; i < u->message_count; i++) {
+            if (hold) {
+                if (held_add(bb, bp->id, &u->messages[i]) != 0) {
+                    continue; /* dropped: raft tolerates loss */
+                }
+            } else {
+                broker_send(b, bp->id, &u->messages[i]);
+            }
+        }
+    }
+    if (u->flags & RAFT_UPDATE_COMMITTED) {
+        partition_apply(&bp->part, u->committed, u->committed_count);
+    }
+    if (u->role != bp->role || u->term != bp->term) {
+        if (u->role != bp->role) {
+            fprintf(stderr, "broker %u: partition %u: %s in term %" PRIu64
+                    "\n", b->cfg.node_id, bp->id,
+                    u->role == RAFT_LEADER      ? "leader"
+                    : u->role == RAFT_CANDIDATE ? "candidate"
+                    : u->role == RAFT_PRE_CANDIDATE ? "pre-candidate"
+                                                    : "follower",
+                    u->term);
+        }
+        bp->role = u->role;
+        bp->term = u->term;
+        partition_role_changed(&bp->part);
+    }
+}
+
+static void broker_collect(struct broker *b, struct broker_part *bp)
+{
+    struct raft_update u;
+    raft_node_step(bp->part.raft, NULL, &u);
+    bp->dirty = false;
+    broker_handle_update(b, bp, &u);
+}
+
+static void broker_step(struct broker *b, struct broker_part *bp,
+                        struct raft_event *ev)
+{
+    ev->now = broker_now(b);
+    (void)raft_node_step(bp->part.raft, ev, NULL);
+    bp->dirty = true;
+}
+
+/* ------------------------------------------------------------------------
+ * Group commit
+ * --------------------------------------------------------------------- */
+
+static void broker_commit_work(uv_work_t *req)
+{
+    struct broker *b = req->data;
+    struct broker_batch *bb = &b->batches[b->batch_head];
+
+    b->commit_rv = storage_batch_commit(b->storage, bb->batch);
+    if (b->commit_rv != 0) {
+        snprintf(b->commit_err, sizeof(b->commit_err), "%s",
+                 storage_errmsg(b->storage));
+    }
+}
+
+static void broker_maybe_commit(struct broker *b);
+static void broker_maybe_free(struct broker *b);
+
+static void broker_commit_done(uv_work_t *req, int status)
+{
+    struct broker *b = req->data;
+    struct broker_batch *bb = &b->batches[b->batch_head];
+    const struct storage_persisted *persisted;
+    size_t count = 0;
+
+    b->committing = false;
+    if (status != 0 || b->commit_rv != 0) {
+        broker_fail_storage(b, status != 0 ? uv_strerror(status)
+                                           : b->commit_err);
+        return;
+    }
+    persisted = storage_batch_persisted(bb->batch, &count);
+    for (size_t i = 0; i < count; i++) {
+        struct broker_part *bp = broker_part_find(b, persisted[i].partition);
+        struct raft_event ev;
+        if (bp == NULL) {
+            continue;
+        }
+        memset(&ev, 0, sizeof(ev));
+        ev.type = RAFT_EVENT_PERSISTED;
+        ev.persisted.index = persisted[i].index;
+        ev.persisted.term = persisted[i].term;
+        broker_step(b, bp, &ev);
+    }
+    for (size_t i = 0; i < bb->held_count; i++) {
+        if (!b->closing) {
+            broker_send(b, bb->held[i].partition, &bb->held[i].msg);
+        }
+        held_free(&bb->held[i]);
+    }
+    bb->held_count = 0;
+    bb->has_sync_state = false;
+    storage_batch_reset(bb->batch);
+    b->batch_head = (b->batch_head + 1) % BROKER_BATCHES_MAX;
+    b->batch_count--;
+    if (b->batch_count == 0) {
+        batch_push(b);
+    }
+    if (b->closing) {
+        broker_maybe_free(b);
+        return;
+    }
+    transport_flush(b->transport);
+    broker_maybe_commit(b);
+}
+
+static void broker_maybe_commit(struct broker *b)
+{
+    struct broker_batch *head;
+
+    if (b->committing || b->storage_failed || b->closing) {
+        return;
+    }
+    head = &b->batches[b->batch_head];
+    if (storage_batch_empty(head->batch) && head->held_count == 0) {
+        return;
+    }
+    if (b->batch_count == 1) {
+        /* The open batch goes; updates from now on fill a fresh one. */
+        if (batch_push(b) == NULL) {
+            return;
+        }
+    }
+    b->committing = true;
+    b->work.data = b;
+    uv_queue_work(b->loop, &b->work, broker_commit_work, broker_commit_done);
+}
+
+/* The end of a loop turn: collect every dirty partition's update, flush
+ * the transport once, start a commit. */
+static void broker_turn(uv_check_t *check)
+{
+    struct broker *b = check->data;
+
+    if (b->closing) {
+        return;
+    }
+    for (uint32_t i = 0; i < b->part_count; i++) {
+        if (b->parts[i].dirty) {
+            broker_collect(b, &b->parts[i]);
+        }
+    }
+    transport_flush(b->transport);
+    broker_maybe_commit(b);
+}
+
+/* ------------------------------------------------------------------------
+ * Timers
+ * --------------------------------------------------------------------- */
+
+static void broker_tick(uv_timer_t *t)
+{
+    struct broker *b = t->data;
+    uint64_t now = broker_now(b);
+
+    for (uint32_t i = 0; i < b->part_count; i++) {
+        struct broker_part *bp = &b->parts[i];
+        partition_expire(&bp->part, now);
+        if (raft_node_deadline(bp->part.raft) <= now) {
+            struct raft_event ev;
+            memset(&ev, 0, sizeof(ev));
+            ev.type = RAFT_EVENT_TICK;
+            broker_step(b, bp, &ev);
+        }
+    }
+    /* Heartbeats and votes leave now, not after the next poll. */
+    broker_turn(&b->check);
+}
+
+/* Takes a snapshot of every partition that applied something new. The raft
+ * node learns of it first (it then holds the bytes and its metadata), and
+ * the snapshot is persisted in the next batch: if the broker dies before
+ * that commit, the previous snapshot and the full log are still on disk,
+ * which describe the same committed state. */
+static void broker_snapshot(uv_timer_t *t)
+{
+    struct broker *b = t->data;
+
+    for (uint32_t i = 0; i < b->part_count; i++) {
+        struct broker_part *bp = &b->parts[i];
+        raft_index applied = raft_node_applied_index(bp->part.raft);
+        const struct raft_snapshot_meta *meta;
+        struct raft_event ev;
+        void *data = NULL;
+        size_t len = 0;
+        int rv;
+
+        if (applied == 0 || applied <= bp->part.snapshot_index ||
+            bp->part.health == PARTITION_DEAD) {
+            continue;
+        }
+        if (partition_snapshot_encode(&bp->part, &data, &len) != 0) {
+            continue;
+        }
+        memset(&ev, 0, sizeof(ev));
+        ev.type = RAFT_EVENT_SNAPSHOT;
+        ev.snapshot.index = applied;
+        ev.snapshot.data.base = data;
+        ev.snapshot.data.len = len;
+        broker_step(b, bp, &ev);
+        meta = raft_node_snapshot(bp->part.raft);
+        if (meta != NULL && meta->index == applied) {
+            struct raft_buf buf = {data, len};
+            rv = storage_batch_compact(batch_open(b)->batch, bp->id, meta,
+                                       buf);
+            if (rv == 0) {
+                bp->part.snapshot_index = applied;
+                bp->part.snapshot_time = broker_now(b);
+            }
+        }
+        free(data);
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Transport callbacks
+ * --------------------------------------------------------------------- */
+
+static void broker_on_raft(void *data, uint32_t from_node, uint32_t partition,
+                           const struct raft_message *m)
+{
+    struct broker *b = data;
+    struct broker_part *bp = broker_part_find(b, partition);
+    struct raft_event ev;
+
+    (void)from_node;
+    if (bp == NULL || b->closing) {
+        return;
+    }
+    memset(&ev, 0, sizeof(ev));
+    ev.type = RAFT_EVENT_RECEIVE;
+    ev.receive.message = m;
+    broker_step(b, bp, &ev);
+}
+
+/* ------------------------------------------------------------------------
+ * Command API
+ * --------------------------------------------------------------------- */
+
+static Tandem__Command__Role role_of(enum raft_role r)
+{
+    switch (r) {
+    case RAFT_LEADER:
+        return TANDEM__COMMAND__ROLE__LEADER;
+    case RAFT_FOLLOWER:
+    case RAFT_PRE_CANDIDATE:
+    case RAFT_CANDIDATE:
+        return TANDEM__COMMAND__ROLE__FOLLOWER;
+    default:
+        return TANDEM__COMMAND__ROLE__INACTIVE;
+    }
+}
+
+static Tandem__Command__Health health_of(const struct broker_part *bp)
+{
+    switch (bp->part.health) {
+    case PARTITION_HEALTHY:
+        return TANDEM__COMMAND__HEALTH__HEALTHY;
+    case PARTITION_UNHEALTHY:
+        return TANDEM__COMMAND__HEALTH__UNHEALTHY;
+    default:
+        return TANDEM__COMMAND__HEALTH__DEAD;
+    }
+}
+
+static void broker_answer_topology(struct broker *b, uint64_t conn_id,
+                                   uint64_t id)
+{
+    Tandem__Command__Response resp = TANDEM__COMMAND__RESPONSE__INIT;
+    Tandem__Command__BrokerTopology topo =
+        TANDEM__COMMAND__BROKER_TOPOLOGY__INIT;
+    const struct transport_member *members = NULL;
+    size_t member_count = 0;
+    Tandem__Command__Member *mem = NULL;
+    Tandem__Command__Member **memp = NULL;
+    Tandem__Command__PartitionState *ps = NULL;
+    Tandem__Command__PartitionState **psp = NULL;
+    size_t n = 0;
+
+    transport_members(b->transport, &members, &member_count);
+    mem = calloc(member_count + 1, sizeof(*mem));
+    memp = calloc(member_count + 1, sizeof(*memp));
+    ps = calloc(b->part_count + 1, sizeof(*ps));
+    psp = calloc(b->part_count + 1, sizeof(*psp));
+    if (mem == NULL || memp == NULL || ps == NULL || psp == NULL) {
+        command_api_respond_error(b->api, conn_id, id,
+                                  TANDEM__COMMAND__CODE__INTERNAL, 0,
+                                  "out of memory");
+        goto out;
+    }
+    topo.node_id = b->cfg.node_id;
+    topo.cluster_name = b->cfg.cluster_name;
+    topo.cluster_size = b->cfg.cluster_size;
+    topo.partitions_count = b->cfg.partitions_count;
+    topo.replication_factor = b->cfg.replication_factor;
+    topo.config_version = 1;
+    topo.version = (char *)TANDEM_VERSION;
+    /* Ourselves first, then every member the transport knows alive. */
+    tandem__command__member__init(&mem[0]);
+    mem[0].node_id = b->cfg.node_id;
+    mem[0].command_host = b->advertised;
+    mem[0].command_port = (uint32_t)command_api_port(b->api);
+    mem[0].version = (char *)TANDEM_VERSION;
+    memp[n++] = &mem[0];
+    for (size_t i = 0; i < member_count; i++) {
+        const struct transport_member *tm = &members[i];
+        if (tm->self || tm->node_id == 0 || !tm->alive ||
+            tm->command_port == 0) {
+            continue;
+        }
+        tandem__command__member__init(&mem[n]);
+        mem[n].node_id = tm->node_id - 1; /* raft id -> node id */
+        mem[n].command_host = (char *)tm->command_host;
+        mem[n].command_port = tm->command_port;
+        mem[n].version = (char *)tm->version;
+        memp[n] = &mem[n];
+        n++;
+    }
+    topo.n_members = n;
+    topo.members = memp;
+    for (uint32_t i = 0; i < b->part_count; i++) {
+        struct broker_part *bp = &b->parts[i];
+        tandem__command__partition_state__init(&ps[i]);
+        ps[i].partition_id = bp->id;
+        ps[i].role = role_of(raft_node_role(bp->part.raft));
+        ps[i].health = health_of(bp);
+        ps[i].term = raft_node_term(bp->part.raft);
+        psp[i] = &ps[i];
+    }
+    topo.n_partitions = b->part_count;
+    topo.partitions = psp;
+    resp.id = id;
+    resp.body_case = TANDEM__COMMAND__RESPONSE__BODY_TOPOLOGY;
+    resp.topology = &topo;
+    command_api_respond(b->api, conn_id, &resp);
+out:
+    free(mem);
+    free(memp);
+    free(ps);
+    free(psp);
+}
+
+static void broker_publish(struct broker *b, uint64_t conn_id,
+                           const Tandem__Command__Request *req)
+{
+    const GatewayProtocol__PublishMessageRequest *pub = req->publish_message;
+    struct broker_part *bp = broker_part_find(b, req->partition_id);
+    char message[256];
+    uint64_t request_id;
+    uint64_t now = broker_now(b);
+    uint64_t timeout = req->timeout_ms > 0 ? req->timeout_ms : 15000;
+    int rv;
+
+    if (bp == NULL) {
+        snprintf(message, sizeof(message),
+                 "partition %u is not hosted on broker %u", req->partition_id,
+                 b->cfg.node_id);
+        command_api_respond_error(b->api, conn_id, req->id,
+                                  TANDEM__COMMAND__CODE__PARTITION_UNAVAILABLE,
+                                  0, message);
+        return;
+    }
+    request_id = request_add(b, conn_id, req->id);
+    if (request_id == 0) {
+        command_api_respond_error(b->api, conn_id, req->id,
+                                  TANDEM__COMMAND__CODE__RESOURCE_EXHAUSTED,
+                                  0, "broker has too many requests in flight");
+        return;
+    }
+    rv = partition_publish(&bp->part, now, request_id, now + timeout,
+                           pub->name, pub->correlationkey, pub->timetolive,
+                           pub->messageid, pub->variables, message,
+                           sizeof(message));
+    if (rv == 0) {
+        bp->dirty = true;
+        return;
+    }
+    request_slot(b, request_id)->id = 0;
+    switch (rv) {
+    case PARTITION_E_NOT_LEADER:
+        command_api_respond_error(
+            b->api, conn_id, req->id, TANDEM__COMMAND__CODE__NOT_LEADER,
+            (uint32_t)raft_node_leader(bp->part.raft), message);
+        break;
+    case PARTITION_E_INVALID:
+        command_api_respond_error(b->api, conn_id, req->id,
+                                  TANDEM__COMMAND__CODE__INVALID_ARGUMENT, 0,
+                                  message);
+        break;
+    case PARTITION_E_BUSY:
+        command_api_respond_error(b->api, conn_id, req->id,
+                                  TANDEM__COMMAND__CODE__RESOURCE_EXHAUSTED,
+                                  0, message);
+        break;
+    default:
+        command_api_respond_error(b->api, conn_id, req->id,
+                                  TANDEM__COMMAND__CODE__PARTITION_UNAVAILABLE,
+                                  0, message);
+        break;
+    }
+}
+
+static void broker_on_request(void *data, uint64_t conn_id,
+                              const Tandem__Command__Request *req)
+{
+    struct broker *b = data;
+    char err[PROTO_ERRMSG_SIZE];
+
+    if (proto_command_request_check(req, err) != 0) {
+        command_api_respond_error(
+            b->api, conn_id, req->id,
+            req->body_case == TANDEM__COMMAND__REQUEST__BODY__NOT_SET
+                ? TANDEM__COMMAND__CODE__UNIMPLEMENTED
+                : TANDEM__COMMAND__CODE__INVALID_ARGUMENT,
+            0, err);
+        return;
+    }
+    switch (req->body_case) {
+    case TANDEM__COMMAND__REQUEST__BODY_TOPOLOGY:
+        broker_answer_topology(b, conn_id, req->id);
+        break;
+    case TANDEM__COMMAND__REQUEST__BODY_PUBLISH_MESSAGE:
+        broker_publish(b, conn_id, req);
+        break;
+    default:
+        command_api_respond_error(b->api, conn_id, req->id,
+                                  TANDEM__COMMAND__CODE__UNIMPLEMENTED, 0,
+                                  "this broker does not know the command");
+        break;
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Management
+ * --------------------------------------------------------------------- */
+
+static int broker_status(void *data, struct management_status *out)
+{
+    struct broker *b = data;
+
+    memset(out, 0, sizeof(*out));
+    out->node_id = b->cfg.node_id;
+    out->started = b->started;
+    out->ready = b->started && !b->storage_failed;
+    snprintf(out->version, sizeof(out->version), "%s", TANDEM_VERSION);
+    for (uint32_t i = 0; i < b->part_count && i < MANAGEMENT_PARTITIONS_MAX;
+         i++) {
+        struct broker_part *bp = &b->parts[i];
+        struct management_partition *mp = &out->partitions[i];
+        const struct raft_snapshot_meta *snap =
+            raft_node_snapshot(bp->part.raft);
+        enum raft_role role = raft_node_role(bp->part.raft);
+        mp->partition_id = bp->id;
+        mp->role = role == RAFT_LEADER ? MANAGEMENT_ROLE_LEADER
+                                       : MANAGEMENT_ROLE_FOLLOWER;
+        mp->health = bp->part.health == PARTITION_HEALTHY
+                         ? MANAGEMENT_HEALTH_HEALTHY
+                     : bp->part.health == PARTITION_UNHEALTHY
+                         ? MANAGEMENT_HEALTH_UNHEALTHY
+                         : MANAGEMENT_HEALTH_DEAD;
+        mp->term = raft_node_term(bp->part.raft);
+        mp->commit_index = raft_node_commit_index(bp->part.raft);
+        mp->applied_index = raft_node_applied_index(bp->part.raft);
+        mp->last_index = raft_node_last_index(bp->part.raft);
+        mp->snapshot_index = snap != NULL ? snap->index : 0;
+        mp->snapshot_term = snap != NULL ? snap->term : 0;
+        out->partition_count++;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Lifecycle
+ * --------------------------------------------------------------------- */
+
+static int broker_open_partition(struct broker *b,
+                                 const struct broker_hosted_partition *hp,
+                                 struct broker_part *bp, char *errmsg,
+                                 size_t len)
+{
+    const struct broker_partition_placement *pp =
+        &b->placement.partitions[hp->partition_id - 1];
+    struct raft_options o;
+    struct raft_node *raft = NULL;
+    struct storage_state st;
+    struct partition_options po;
+    struct raft_config config;
+    int rv;
+
+    raft_options_default(&o, raft_id_of(b->cfg.node_id));
+    o.seed = ((uint64_t)b->cfg.node_id << 32) ^ hp->partition_id ^
+             (uint64_t)uv_hrtime();
+    o.election_timeout = b->cfg.election_timeout_ms;
+    o.heartbeat_interval = b->cfg.heartbeat_interval_ms;
+    o.priority_election = b->cfg.priority_election;
+    o.trailing_entries = 1024;
+    rv = raft_node_new(&o, &raft);
+    if (rv != 0) {
+        snprintf(errmsg, len, "partition %u: raft: %s", hp->partition_id,
+                 raft_strerror(rv));
+        return rv;
+    }
+    rv = storage_load(b->storage, hp->partition_id, &st);
+    if (rv != 0) {
+        snprintf(errmsg, len, "partition %u: storage: %s",
+                 hp->partition_id, storage_errmsg(b->storage));
+        raft_node_free(raft);
+        return rv;
+    }
+    if (!st.has_hard_state && !st.has_snapshot && st.entry_count == 0) {
+        raft_config_init(&config);
+        for (uint32_t j = 0; j < pp->replica_count; j++) {
+            raft_config_add(&config, raft_id_of(pp->replicas[j].node_id),
+                            RAFT_VOTER, pp->replicas[j].priority);
+        }
+        rv = raft_node_bootstrap(raft, &config);
+    } else {
+        struct raft_hard_state hs;
+        memset(&hs, 0, sizeof(hs));
+        if (st.has_hard_state) {
+            hs = st.hard_state;
+        }
+        rv = raft_node_load(raft, &hs, st.has_snapshot ? &st.snapshot : NULL,
+                            st.snapshot_data, st.entries, st.entry_count,
+                            st.commit);
+    }
+    if (rv != 0) {
+        snprintf(errmsg, len, "partition %u: cannot restore raft state: %s",
+                 hp->partition_id, raft_strerror(rv));
+        storage_state_close(&st);
+        raft_node_free(raft);
+        return rv;
+    }
+    memset(&po, 0, sizeof(po));
+    po.partition_id = hp->partition_id;
+    po.node_id = b->cfg.node_id;
+    po.broker_version = TANDEM_VERSION;
+    po.requests_max = 1024;
+    po.answer = request_answer;
+    po.answer_data = b;
+    rv = partition_init(&bp->part, &po, raft);
+    if (rv != 0) {
+        snprintf(errmsg, len, "partition %u: %s", hp->partition_id,
+                 partition_strerror(rv));
+        storage_state_close(&st);
+        raft_node_free(raft);
+        return rv;
+    }
+    bp->id = hp->partition_id;
+    bp->role = RAFT_FOLLOWER;
+    if (st.has_snapshot) {
+        partition_restore(&bp->part, st.snapshot_data.base,
+                          st.snapshot_data.len);
+        bp->part.snapshot_index = st.snapshot.index;
+    }
+    storage_state_close(&st);
+    bp->dirty = true;
+    return 0;
+}
+
+int broker_init(uv_loop_t *loop, const struct broker_config *cfg,
+                struct broker **out, char *errmsg, size_t errmsg_len)
+{
+    struct broker *b = calloc(1, sizeof(*b));
+    struct broker_hosted_partition hosted[BROKER_PARTITIONS_MAX];
+    size_t hosted_count = 0;
+    char sterr[STORAGE_ERRMSG_BYTES];
+    int rv;
+
+    if (b == NULL) {
+        snprintf(errmsg, errmsg_len, "out of memory");
+        return -ENOMEM;
+    }
+    b->loop = loop;
+    b->cfg = *cfg;
+    snprintf(b->advertised, sizeof(b->advertised), "%s",
+             cfg->advertised_host[0] != '\0' ? cfg->advertised_host
+             : strcmp(cfg->host, "0.0.0.0") == 0 ? "127.0.0.1"
+                                                 : cfg->host);
+    rv = broker_config_placement(cfg, &b->placement);
+    if (rv == 0) {
+        rv = broker_placement_node_partitions(&b->placement, cfg->node_id,
+                                              hosted, BROKER_PARTITIONS_MAX);
+        if (rv >= 0) {
+            hosted_count = (size_t)rv;
+            rv = 0;
+        }
+    }
+    if (rv != 0) {
+        snprintf(errmsg, errmsg_len, "placement: %s",
+                 broker_config_strerror(rv));
+        free(b);
+        return rv;
+    }
+    rv = storage_open_ex(cfg->data_directory, NULL, &b->storage, sterr);
+    if (rv != 0) {
+        snprintf(errmsg, errmsg_len, "storage in %s: %s",
+                 cfg->data_directory, sterr);
+        free(b);
+        return rv;
+    }
+    for (uint32_t i = 0; i < BROKER_BATCHES_MAX; i++) {
+        rv = storage_batch_new(b->storage, &b->batches[i].batch);
+        if (rv != 0) {
+            snprintf(errmsg, errmsg_len, "storage: %s", storage_strerror(rv));
+            goto err;
+        }
+    }
+    b->batch_count = 1;
+    b->requests = calloc(BROKER_REQUESTS_MAX, sizeof(*b->requests));
+    b->parts = calloc(hosted_count + 1, sizeof(*b->parts));
+    if (b->requests == NULL || b->parts == NULL) {
+        snprintf(errmsg, errmsg_len, "out of memory");
+        rv = -ENOMEM;
+        goto err;
+    }
+    for (size_t i = 0; i < hosted_count; i++) {
+        rv = broker_open_partition(b, &hosted[i], &b->parts[i], errmsg,
+                                   errmsg_len);
+        if (rv != 0) {
+            goto err;
+        }
+        b->part_count++;
+    }
+    *out = b;
+    return 0;
+err:
+    for (uint32_t i = 0; i < b->part_count; i++) {
+        partition_close(&b->parts[i].part);
+    }
+    for (uint32_t i = 0; i < BROKER_BATCHES_MAX; i++) {
+        storage_batch_free(b->batches[i].batch);
+    }
+    storage_close(b->storage);
+    free(b->parts);
+    free(b->requests);
+    free(b);
+    return rv;
+}
+
+int broker_start(struct broker *b, char *errmsg, size_t errmsg_len)
+{
+    struct transport_options to;
+    struct transport_callbacks tc;
+    struct command_api_options ao;
+    struct command_api_handler ah;
+    struct management_options mo;
+    struct management_provider mp;
+    const char *contacts[BROKER_CONFIG_CONTACT_POINTS_MAX];
+    char contact_buf[BROKER_CONFIG_CONTACT_POINTS_MAX][300];
+    int rv;
+
+    memset(&ao, 0, sizeof(ao));
+    ao.host = b->cfg.host;
+    ao.port = b->cfg.command_api_port;
+    memset(&ah, 0, sizeof(ah));
+    ah.request = broker_on_request;
+    ah.data = b;
+    rv = command_api_init(b->loop, &b->api, &ao, &ah);
+    if (rv == 0) {
+        rv = command_api_start(b->api, errmsg, errmsg_len);
+    }
+    if (rv != 0) {
+        return rv;
+    }
+
+    memset(&to, 0, sizeof(to));
+    to.node_id = (uint32_t)raft_id_of(b->cfg.node_id);
+    to.cluster_name = b->cfg.cluster_name;
+    to.listen_host = b->cfg.host;
+    to.listen_port = b->cfg.internal_api_port;
+    to.advertised_host = b->advertised;
+    to.advertised_port = b->cfg.internal_api_port;
+    to.command_host = b->advertised;
+    to.command_port = (uint16_t)command_api_port(b->api);
+    to.version = TANDEM_VERSION;
+    memset(&tc, 0, sizeof(tc));
+    tc.on_raft = broker_on_raft;
+    tc.data = b;
+    rv = transport_init(b->loop, &b->transport, &to, &tc);
+    if (rv != 0) {
+        snprintf(errmsg, errmsg_len, "transport: %d", rv);
+        return rv;
+    }
+    for (uint32_t i = 0; i < b->cfg.contact_point_count; i++) {
+        snprintf(contact_buf[i], sizeof(contact_buf[i]), "%s:%u",
+                 b->cfg.contact_points[i].host,
+                 (unsigned)b->cfg.contact_points[i].port);
+        contacts[i] = contact_buf[i];
+    }
+    rv = transport_start(b->transport, contacts, b->cfg.contact_point_count);
+    if (rv != 0) {
+        snprintf(errmsg, errmsg_len,
+                 "transport: cannot listen on %s:%u: %d", b->cfg.host,
+                 (unsigned)b->cfg.internal_api_port, rv);
+        return rv;
+    }
+
+    memset(&mo, 0, sizeof(mo));
+    mo.host = b->cfg.host;
+    mo.port = b->cfg.management_port;
+    memset(&mp, 0, sizeof(mp));
+    mp.data = b;
+    mp.status = broker_status;
+    b->mgmt.data = b;
+    rv = management_init(b->loop, &b->mgmt, &mo, &mp);
+    if (rv == 0) {
+        b->mgmt_open = true;
+        rv = management_start(&b->mgmt);
+    }
+    if (rv != 0) {
+        snprintf(errmsg, errmsg_len, "management: cannot listen on %s:%u: %s",
+                 b->cfg.host, (unsigned)b->cfg.management_port,
+                 management_errmsg(&b->mgmt));
+        return rv;
+    }
+
+    if (b->cfg.gateway_enable) {
+        struct gateway_options go;
+        const char *contacts_gw[1];
+        gateway_options_default(&go);
+        snprintf(b->gateway_contact, sizeof(b->gateway_contact), "%s:%d",
+                 b->advertised, command_api_port(b->api));
+        contacts_gw[0] = b->gateway_contact;
+        go.host = b->cfg.host;
+        go.grpc_port = b->cfg.gateway_port;
+        go.rest_port = b->cfg.rest_port;
+        go.rest_enabled = true;
+        go.contact_points = contacts_gw;
+        go.contact_point_count = 1;
+        go.topology_refresh_ms = b->cfg.heartbeat_interval_ms;
+        go.version = TANDEM_VERSION;
+        b->gateway.data = b;
+        rv = gateway_init(b->loop, &b->gateway, &go);
+        if (rv == 0) {
+            b->gateway_open = true;
+            rv = gateway_start(&b->gateway);
+        }
+        if (rv != 0) {
+            snprintf(errmsg, errmsg_len, "embedded gateway: %s",
+                     b->gateway.errmsg);
+            return rv;
+        }
+    }
+
+    uv_timer_init(b->loop, &b->tick);
+    b->tick.data = b;
+    uv_timer_start(&b->tick, broker_tick, BROKER_TICK_MS, BROKER_TICK_MS);
+    uv_timer_init(b->loop, &b->snapshot_timer);
+    b->snapshot_timer.data = b;
+    uv_timer_start(&b->snapshot_timer, broker_snapshot,
+                   b->cfg.snapshot_period_ms, b->cfg.snapshot_period_ms);
+    uv_check_init(b->loop, &b->check);
+    b->check.data = b;
+    uv_check_start(&b->check, broker_turn);
+    b->started = true;
+    fprintf(stderr, "broker %u: started: %u partitions, command API on "
+            "%s:%d\n", b->cfg.node_id, b->part_count, b->advertised,
+            command_api_port(b->api));
+    return 0;
+}
+
+static void broker_maybe_free(struct broker *b)
+{
+    if (b->closing_left > 0 || b->committing) {
+        return;
+    }
+    for (uint32_t i = 0; i < b->part_count; i++) {
+        partition_close(&b->parts[i].part);
+    }
+    for (uint32_t i = 0; i < BROKER_BATCHES_MAX; i++) {
+        struct broker_batch *bb = &b->batches[i];
+        for (size_t k = 0; k < bb->held_count; k++) {
+            held_free(&bb->held[k]);
+        }
+        free(bb->held);
+        storage_batch_free(bb->batch);
+    }
+    storage_close(b->storage);
+    free(b->parts);
+    free(b->requests);
+    {
+        void (*cb)(void *) = b->close_cb;
+        void *data = b->close_data;
+        free(b);
+        if (cb != NULL) {
+            cb(data);
+        }
+    }
+}
+
+static void broker_handle_closed(uv_handle_t *h)
+{
+    struct broker *b = h->data;
+    b->closing_left--;
+    broker_maybe_free(b);
+}
+
+static void broker_api_closed(void *data)
+{
+    struct broker *b = data;
+    b->closing_left--;
+    broker_maybe_free(b);
+}
+
+static void broker_transport_closed(struct transport *t)
+{
+    struct broker *b = transport_data(t);
+    b->closing_left--;
+    broker_maybe_free(b);
+}
+
+static void broker_gateway_closed(struct gateway *gw)
+{
+    struct broker *b = gw->data;
+    b->closing_left--;
+    broker_maybe_free(b);
+}
+
+static void broker_mgmt_closed(struct management *m)
+{
+    struct broker *b = m->data;
+    b->closing_left--;
+    broker_maybe_free(b);
+}
+
+void broker_close(struct broker *b, void (*cb)(void *data), void *data)
+{
+    b->closing = true;
+    b->close_cb = cb;
+    b->close_data = data;
+    b->closing_left = 1; /* released below, after every close started */
+    if (b->started) {
+        b->closing_left += 3;
+        uv_close((uv_handle_t *)&b->tick, broker_handle_closed);
+        uv_close((uv_handle_t *)&b->snapshot_timer, broker_handle_closed);
+        uv_close((uv_handle_t *)&b->check, broker_handle_closed);
+    }
+    if (b->api != NULL) {
+        b->closing_left++;
+        command_api_close(b->api, broker_api_closed, b);
+    }
+    if (b->transport != NULL) {
+        b->closing_left++;
+        transport_close(b->transport, broker_transport_closed);
+    }
+    if (b->mgmt_open) {
+        b->closing_left++;
+        b->mgmt.data = b;
+        management_close(&b->mgmt, broker_mgmt_closed);
+    }
+    if (b->gateway_open) {
+        b->closing_left++;
+        gateway_close(&b->gateway, broker_gateway_closed);
+    }
+    b->closing_left--;
+    broker_maybe_free(b);
+}

@@ -1,0 +1,694 @@
+/* test_management.c: cmocka tests of broker/management.c, the management
+ * HTTP server.
+ *
+ * Data flow: each test starts the server on 127.0.0.1 with an ephemeral
+ * port, on a libuv loop run by a background thread (the runner); the fake
+ * provider returns a status the test sets (under a mutex). The test thread
+ * talks HTTP/1.1 through plain blocking sockets with receive timeouts (a
+ * bounded run), parses the status line, headers and body, and checks JSON
+ * bodies with jansson. Teardown asks the loop thread (uv_async) to close the
+ * server, waits for uv_run() to return and checks uv_loop_close() == 0
+ * (no handle leaked).
+ */
+/* getaddrinfo, shutdown, pthread_rwlock_t (uv.h) are POSIX, not C11. */
+#define _POSIX_C_SOURCE 200809L
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "broker/management.h"
+
+#define TEST_IO_TIMEOUT_S 5
+#define TEST_RESPONSE_MAX 65536
+
+struct fixture {
+    uv_loop_t loop;
+    uv_async_t stop;
+    struct management m;
+    uint16_t port;
+    bool closed;
+    int leftover_fd; /* a client socket left open for teardown, or -1 */
+
+    pthread_mutex_t mutex; /* guards fake and fail_code */
+    struct management_status fake;
+    int fail_code;
+};
+
+/* ------------------------------------------------------------------------
+ * Fake provider and loop thread
+ * ------------------------------------------------------------------------ */
+
+static int fake_status(void *data, struct management_status *out)
+{
+    struct fixture *fx = data;
+    pthread_mutex_lock(&fx->mutex);
+    *out = fx->fake;
+    int rv = fx->fail_code;
+    pthread_mutex_unlock(&fx->mutex);
+    return rv;
+}
+
+static void fake_set(struct fixture *fx, bool started, uint32_t count,
+                     enum management_role role, enum management_health health)
+{
+    pthread_mutex_lock(&fx->mutex);
+    memset(&fx->fake, 0, sizeof(fx->fake));
+    fx->fake.node_id = 2;
+    fx->fake.started = started;
+    fx->fake.ready = started;
+    snprintf(fx->fake.version, sizeof(fx->fake.version), "0.1.0");
+    fx->fake.partition_count = count;
+    for (uint32_t i = 0; i < count; i++) {
+        struct management_partition *p = &fx->fake.partitions[i];
+        p->partition_id = i + 1;
+        p->role = role;
+        p->health = health;
+        p->term = 3;
+        p->commit_index = 100 + i;
+        p->applied_index = 90 + i;
+        p->last_index = 110 + i;
+    }
+    pthread_mutex_unlock(&fx->mutex);
+}
+
+static void server_closed_cb(struct management *m)
+{
+    struct fixture *fx = m->data;
+    fx->closed = true;
+}
+
+static void stop_cb(uv_async_t *async)
+{
+    struct fixture *fx = async->data;
+    management_close(&fx->m, server_closed_cb);
+    uv_close((uv_handle_t *)&fx->stop, NULL);
+}
+
+/* The loop runner: one thread for the whole run that runs each test's
+ * loop in turn. One thread rather than one per test because h2o keeps a
+ * per-thread cache of memory-pool chunks (a static __thread recycle list,
+ * bounded, never freed); a thread that exits would leak it, a thread that
+ * lives until exit keeps it reachable, as the broker's loop thread does. */
+static struct {
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+    bool started;
+    uv_loop_t *loop; /* the loop to run, NULL when idle */
+} runner = {.mutex = PTHREAD_MUTEX_INITIALIZER,
+            .cond = PTHREAD_COND_INITIALIZER};
+
+static void *runner_thread(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&runner.mutex);
+    for (;;) {
+        while (runner.loop == NULL) {
+            pthread_cond_wait(&runner.cond, &runner.mutex);
+        }
+        uv_loop_t *loop = runner.loop;
+        pthread_mutex_unlock(&runner.mutex);
+        uv_run(loop, UV_RUN_DEFAULT);
+        pthread_mutex_lock(&runner.mutex);
+        runner.loop = NULL;
+        pthread_cond_broadcast(&runner.cond);
+    }
+    return NULL;
+}
+
+/* Hands loop to the runner thread (started on first use). */
+static void runner_run(uv_loop_t *loop)
+{
+    pthread_mutex_lock(&runner.mutex);
+    if (!runner.started) {
+        pthread_t thread;
+        assert_int_equal(pthread_create(&thread, NULL, runner_thread, NULL), 0);
+        pthread_detach(thread);
+        runner.started = true;
+    }
+    assert_null(runner.loop);
+    runner.loop = loop;
+    pthread_cond_broadcast(&runner.cond);
+    pthread_mutex_unlock(&runner.mutex);
+}
+
+/* Waits until uv_run() on the runner's loop has returned. */
+static void runner_wait(void)
+{
+    pthread_mutex_lock(&runner.mutex);
+    while (runner.loop != NULL) {
+        pthread_cond_wait(&runner.cond, &runner.mutex);
+    }
+    pthread_mutex_unlock(&runner.mutex);
+}
+
+static int fixture_start(void **state, uint32_t connections_max)
+{
+    struct fixture *fx = calloc(1, sizeof(*fx));
+    assert_non_null(fx);
+    pthread_mutex_init(&fx->mutex, NULL);
+    assert_int_equal(uv_loop_init(&fx->loop), 0);
+    fx->m.data = fx;
+    fx->leftover_fd = -1;
+    struct management_options opts = {
+        .host = "127.0.0.1", .port = 0, .connections_max = connections_max};
+    struct management_provider p = {.data = fx, .status = fake_status};
+    assert_int_equal(management_init(&fx->loop, &fx->m, &opts, &p), 0);
+    assert_int_equal(management_start(&fx->m), 0);
+    fx->port = management_bound_port(&fx->m);
+    assert_true(fx->port > 0);
+    assert_int_equal(uv_async_init(&fx->loop, &fx->stop, stop_cb), 0);
+    fx->stop.data = fx;
+    runner_run(&fx->loop);
+    *state = fx;
+    return 0;
+}
+
+static int setup(void **state)
+{
+    return fixture_start(state, 0);
+}
+
+static int setup_two_connections(void **state)
+{
+    return fixture_start(state, 2);
+}
+
+static int teardown(void **state)
+{
+    struct fixture *fx = *state;
+    assert_int_equal(uv_async_send(&fx->stop), 0);
+    runner_wait();
+    assert_true(fx->closed);
+    assert_int_equal(uv_loop_close(&fx->loop), 0);
+    if (fx->leftover_fd >= 0) {
+        close(fx->leftover_fd);
+    }
+    pthread_mutex_destroy(&fx->mutex);
+    free(fx);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Minimal HTTP/1.1 client
+ * ------------------------------------------------------------------------ */
+
+struct response {
+    int status;
+    char head[TEST_RESPONSE_MAX]; /* status line and headers */
+    char body[TEST_RESPONSE_MAX];
+    size_t body_len;
+};
+
+static int client_connect(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct timeval tv = {.tv_sec = TEST_IO_TIMEOUT_S};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port)};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    return fd;
+}
+
+static void client_send(int fd, const char *bytes, size_t len)
+{
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = send(fd, bytes + off, len - off, MSG_NOSIGNAL);
+        assert_true(n > 0);
+        off += (size_t)n;
+    }
+}
+
+/* Reads until the server closes the connection (or the timeout fails the
+ * test) and splits the response. */
+static void client_receive(int fd, struct response *res)
+{
+    static char raw[2 * TEST_RESPONSE_MAX];
+    size_t len = 0;
+    for (;;) {
+        ssize_t n = recv(fd, raw + len, sizeof(raw) - 1 - len, 0);
+        if (n == 0) {
+            break;
+        }
+        if (n < 0 && errno == ECONNRESET && len > 0) {
+            break;
+        }
+        assert_true(n > 0); /* a timeout or error fails here */
+        len += (size_t)n;
+        assert_true(len < sizeof(raw) - 1);
+    }
+    raw[len] = '\0';
+    char *sep = strstr(raw, "\r\n\r\n");
+    assert_non_null(sep);
+    size_t head_len = (size_t)(sep - raw);
+    assert_true(head_len < sizeof(res->head));
+    memcpy(res->head, raw, head_len);
+    res->head[head_len] = '\0';
+    res->body_len = len - head_len - 4;
+    assert_true(res->body_len < sizeof(res->body));
+    memcpy(res->body, sep + 4, res->body_len);
+    res->body[res->body_len] = '\0';
+    assert_int_equal(sscanf(raw, "HTTP/1.%*d %d", &res->status), 1);
+}
+
+/* One request on a fresh connection with "Connection: close". */
+static struct response *http(struct fixture *fx, const char *method,
+                             const char *path)
+{
+    static struct response res;
+    memset(&res, 0, sizeof(res));
+    char req[512];
+    int n = snprintf(req, sizeof(req),
+                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     "Connection: close\r\n\r\n",
+                     method, path);
+    int fd = client_connect(fx->port);
+    client_send(fd, req, (size_t)n);
+    client_receive(fd, &res);
+    close(fd);
+    return &res;
+}
+
+static int http_status(struct fixture *fx, const char *path)
+{
+    return http(fx, "GET", path)->status;
+}
+
+/* The body as JSON; fails the test if it does not parse. Caller decrefs. */
+static json_t *response_json(const struct response *res)
+{
+    json_error_t err;
+    json_t *obj = json_loadb(res->body, res->body_len, 0, &err);
+    if (obj == NULL) {
+        print_error("body is not JSON (%s): %s\n", err.text, res->body);
+    }
+    assert_non_null(obj);
+    assert_non_null(strstr(res->head, "application/json"));
+    return obj;
+}
+
+static const char *json_str(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    assert_non_null(v);
+    assert_true(json_is_string(v));
+    return json_string_value(v);
+}
+
+static json_int_t json_int(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    assert_non_null(v);
+    assert_true(json_is_integer(v));
+    return json_integer_value(v);
+}
+
+static void assert_group(struct fixture *fx, const char *path, bool up)
+{
+    struct response *res = http(fx, "GET", path);
+    assert_int_equal(res->status, up ? 200 : 503);
+    json_t *obj = response_json(res);
+    assert_string_equal(json_str(obj, "status"), up ? "UP" : "DOWN");
+    json_decref(obj);
+}
+
+/* ------------------------------------------------------------------------
+ * Tests
+ * ------------------------------------------------------------------------ */
+
+/* Before startup finished: every probe fails, liveness still answers. */
+static void test_not_started(void **state)
+{
+    struct fixture *fx = *state;
+    fake_set(fx, false, 3, MANAGEMENT_ROLE_INACTIVE, MANAGEMENT_HEALTH_HEALTHY);
+    assert_int_equal(http_status(fx, "/startup"), 503);
+    assert_int_equal(http_status(fx, "/ready"), 503);
+    assert_int_equal(http_status(fx, "/health"), 503);
+    assert_group(fx, "/actuator/health/startup", false);
+    assert_group(fx, "/actuator/health/readiness", false);
+    assert_group(fx, "/actuator/health/status", false);
+    assert_group(fx, "/actuator/health/liveness", true);
+    assert_group(fx, "/actuator/health", false);
+}
+
+/* Started, but no partition has had a role yet: started and healthy, not
+ * ready. */
+static void test_started_not_ready(void **state)
+{
+    struct fixture *fx = *state;
+    fake_set(fx, true, 3, MANAGEMENT_ROLE_INACTIVE, MANAGEMENT_HEALTH_HEALTHY);
+    assert_int_equal(http_status(fx, "/startup"), 204);
+    assert_int_equal(http_status(fx, "/ready"), 503);
+    assert_int_equal(http_status(fx, "/health"), 204);
+    assert_group(fx, "/actuator/health/startup", true);
+    assert_group(fx, "/actuator/health/readiness", false);
+    assert_group(fx, "/actuator/health/status", true);
+}
+
+/* Every partition installed and healthy: every probe passes; the 204s have
+ * no body. */
+static void test_ready_and_healthy(void **state)
+{
+    struct fixture *fx = *state;
+    fake_set(fx, true, 3, MANAGEMENT_ROLE_FOLLOWER, MANAGEMENT_HEALTH_HEALTHY);
+    struct response *res = http(fx, "GET", "/ready");
+    assert_int_equal(res->status, 204);
+    assert_int_equal(res->body_len, 0);
+    assert_int_equal(http_status(fx, "/startup"), 204);
+    assert_int_equal(http_status(fx, "/health"), 204);
+    assert_group(fx, "/actuator/health/readiness", true);
+
+    res = http(fx, "GET", "/actuator/health");
+    assert_int_equal(res->status, 200);
+    json_t *obj = response_json(res);
+    assert_string_equal(json_str(obj, "status"), "UP");
+    json_t *components = json_object_get(obj, "components");
+    assert_non_null(components);
+    const char *names[] = {"brokerStartup", "brokerReady", "brokerStatus",
+                           "partitions"};
+    for (size_t i = 0; i < 4; i++) {
+        json_t *c = json_object_get(components, names[i]);
+        assert_non_null(c);
+        assert_string_equal(json_str(c, "status"), "UP");
+    }
+    json_t *p2 = json_object_get(
+        json_object_get(json_object_get(components, "partitions"),
+                        "components"),
+        "2");
+    assert_non_null(p2);
+    assert_string_equal(json_str(json_object_get(p2, "details"), "role"),
+                        "FOLLOWER");
+    assert_true(json_is_array(json_object_get(obj, "groups")));
+    json_decref(obj);
+}
+
+/* Zeebe: once every partition was installed, readiness does not go back
+ * when a partition loses its role; /health does follow partition health. */
+static void test_ready_latches_health_follows(void **state)
+{
+    struct fixture *fx = *state;
+    fake_set(fx, true, 2, MANAGEMENT_ROLE_LEADER, MANAGEMENT_HEALTH_HEALTHY);
+    assert_int_equal(http_status(fx, "/ready"), 204);
+    fake_set(fx, true, 2, MANAGEMENT_ROLE_INACTIVE,
+             MANAGEMENT_HEALTH_UNHEALTHY);
+    assert_int_equal(http_status(fx, "/ready"), 204);
+    assert_int_equal(http_status(fx, "/health"), 503);
+    assert_group(fx, "/actuator/health/status", false);
+    assert_group(fx, "/actuator/health", false);
+
+    /* A partition the broker did not host before is not installed. */
+    fake_set(fx, true, 3, MANAGEMENT_ROLE_INACTIVE, MANAGEMENT_HEALTH_HEALTHY);
+    assert_int_equal(http_status(fx, "/ready"), 503);
+
+    /* The broker's own veto (shutting down). */
+    fake_set(fx, true, 2, MANAGEMENT_ROLE_LEADER, MANAGEMENT_HEALTH_HEALTHY);
+    pthread_mutex_lock(&fx->mutex);
+    fx->fake.ready = false;
+    pthread_mutex_unlock(&fx->mutex);
+    assert_int_equal(http_status(fx, "/ready"), 503);
+}
+
+/* /actuator/partitions: Zeebe's keys plus the raft numbers. */
+static void test_partitions_json(void **state)
+{
+    struct fixture *fx = *state;
+    fake_set(fx, true, 3, MANAGEMENT_ROLE_FOLLOWER, MANAGEMENT_HEALTH_HEALTHY);
+    pthread_mutex_lock(&fx->mutex);
+    fx->fake.partitions[0].role = MANAGEMENT_ROLE_LEADER;
+    fx->fake.partitions[0].snapshot_index = 80;
+    fx->fake.partitions[0].snapshot_term = 2;
+    fx->fake.partitions[2].role = MANAGEMENT_ROLE_INACTIVE;
+    fx->fake.partitions[2].health = MANAGEMENT_HEALTH_DEAD;
+    pthread_mutex_unlock(&fx->mutex);
+
+    struct response *res = http(fx, "GET", "/actuator/partitions");
+    assert_int_equal(res->status, 200);
+    json_t *obj = response_json(res);
+    assert_int_equal(json_object_size(obj), 3);
+
+    json_t *p1 = json_object_get(obj, "1");
+    assert_non_null(p1);
+    assert_string_equal(json_str(p1, "role"), "LEADER");
+    assert_int_equal(json_int(p1, "processedPosition"), 90);
+    assert_string_equal(json_str(p1, "snapshotId"), "80-2-80-80");
+    assert_int_equal(json_int(p1, "processedPositionInSnapshot"), 80);
+    assert_string_equal(json_str(p1, "streamProcessorPhase"), "PROCESSING");
+    assert_string_equal(json_str(p1, "health"), "HEALTHY");
+    assert_int_equal(json_int(p1, "term"), 3);
+    assert_int_equal(json_int(p1, "commitIndex"), 100);
+    assert_int_equal(json_int(p1, "appliedIndex"), 90);
+    assert_int_equal(json_int(p1, "lastIndex"), 110);
+    assert_int_equal(json_int(p1, "snapshotIndex"), 80);
+    assert_int_equal(json_int(p1, "snapshotTerm"), 2);
+    assert_null(json_object_get(p1, "exporterPhase"));
+
+    json_t *p2 = json_object_get(obj, "2");
+    assert_string_equal(json_str(p2, "role"), "FOLLOWER");
+    assert_string_equal(json_str(p2, "streamProcessorPhase"), "REPLAY");
+    assert_null(json_object_get(p2, "snapshotId"));
+    assert_null(json_object_get(p2, "processedPositionInSnapshot"));
+    assert_int_equal(json_int(p2, "processedPosition"), 91);
+
+    json_t *p3 = json_object_get(obj, "3");
+    assert_string_equal(json_str(p3, "role"), "INACTIVE");
+    assert_string_equal(json_str(p3, "health"), "DEAD");
+    assert_string_equal(json_str(p3, "streamProcessorPhase"), "FAILED");
+    json_decref(obj);
+
+    /* A broker hosting nothing: an empty map. */
+    fake_set(fx, true, 0, MANAGEMENT_ROLE_INACTIVE, MANAGEMENT_HEALTH_HEALTHY);
+    res = http(fx, "GET", "/actuator/partitions");
+    assert_int_equal(res->status, 200);
+    obj = response_json(res);
+    assert_true(json_is_object(obj));
+    assert_int_equal(json_object_size(obj), 0);
+    json_decref(obj);
+}
+
+static void assert_error_body(struct response *res, int status,
+                              const char *path)
+{
+    assert_int_equal(res->status, status);
+    json_t *obj = response_json(res);
+    assert_int_equal(json_int(obj, "status"), status);
+    assert_true(strlen(json_str(obj, "error")) > 0);
+    assert_true(strlen(json_str(obj, "message")) > 0);
+    assert_string_equal(json_str(obj, "path"), path);
+    json_decref(obj);
+}
+
+static void test_not_found_and_method(void **state)
+{
+    struct fixture *fx = *state;
+    fake_set(fx, true, 1, MANAGEMENT_ROLE_LEADER, MANAGEMENT_HEALTH_HEALTHY);
+    assert_error_body(http(fx, "GET", "/nope"), 404, "/nope");
+    assert_error_body(http(fx, "GET", "/actuator/partitions/1/x"), 404,
+                      "/actuator/partitions/1/x");
+    struct response *res = http(fx, "POST", "/ready");
+    assert_error_body(res, 405, "/ready");
+    for (char *c = res->head; *c != '\0'; c++) {
+        if (*c >= 'A' && *c <= 'Z') {
+            *c = (char)(*c - 'A' + 'a');
+        }
+    }
+    assert_non_null(strstr(res->head, "allow: get, head"));
+    assert_error_body(http(fx, "DELETE", "/actuator/partitions"), 405,
+                      "/actuator/partitions");
+    /* A query string does not change the route. */
+    assert_int_equal(http_status(fx, "/ready?x=1"), 204);
+    /* HEAD: the status without a body. */
+    res = http(fx, "HEAD", "/actuator/health");
+    assert_int_equal(res->status, 200);
+    assert_int_equal(res->body_len, 0);
+}
+
+/* The provider cannot report: 503 with a JSON reason, also for the 8.4
+ * probes (which otherwise have empty bodies). */
+static void test_provider_failure(void **state)
+{
+    struct fixture *fx = *state;
+    fake_set(fx, true, 1, MANAGEMENT_ROLE_LEADER, MANAGEMENT_HEALTH_HEALTHY);
+    pthread_mutex_lock(&fx->mutex);
+    fx->fail_code = -7;
+    pthread_mutex_unlock(&fx->mutex);
+    assert_error_body(http(fx, "GET", "/ready"), 503, "/ready");
+    assert_error_body(http(fx, "GET", "/actuator/partitions"), 503,
+                      "/actuator/partitions");
+    assert_group(fx, "/actuator/health/liveness", true);
+
+    /* An impossible snapshot is refused the same way. */
+    pthread_mutex_lock(&fx->mutex);
+    fx->fail_code = 0;
+    fx->fake.partitions[0].partition_id = 0;
+    pthread_mutex_unlock(&fx->mutex);
+    assert_error_body(http(fx, "GET", "/health"), 503, "/health");
+}
+
+/* Bytes that are not HTTP get a 400; the server keeps serving. */
+static void test_garbage(void **state)
+{
+    struct fixture *fx = *state;
+    fake_set(fx, true, 1, MANAGEMENT_ROLE_LEADER, MANAGEMENT_HEALTH_HEALTHY);
+    const char *inputs[] = {
+        "\x01\x02\x03\xff garbage\r\n\r\n",
+        "GET\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\nbad header line\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++) {
+        static struct response res;
+        memset(&res, 0, sizeof(res));
+        int fd = client_connect(fx->port);
+        client_send(fd, inputs[i], strlen(inputs[i]));
+        client_receive(fd, &res);
+        close(fd);
+        assert_int_equal(res.status, 400);
+        assert_int_equal(http_status(fx, "/startup"), 204);
+    }
+    /* A client that connects and leaves at once. */
+    close(client_connect(fx->port));
+    assert_int_equal(http_status(fx, "/startup"), 204);
+}
+
+/* Keep-alive: two requests on one connection. */
+static void test_keep_alive(void **state)
+{
+    struct fixture *fx = *state;
+    fake_set(fx, true, 1, MANAGEMENT_ROLE_LEADER, MANAGEMENT_HEALTH_HEALTHY);
+    const char *two = "GET /ready HTTP/1.1\r\nHost: x\r\n\r\n"
+                      "GET /nope HTTP/1.1\r\nHost: x\r\n"
+                      "Connection: close\r\n\r\n";
+    int fd = client_connect(fx->port);
+    client_send(fd, two, strlen(two));
+    static struct response res;
+    client_receive(fd, &res);
+    close(fd);
+    assert_int_equal(res.status, 204);
+    /* The second response follows the first in the same stream. */
+    assert_non_null(strstr(res.body, "HTTP/1.1 404"));
+}
+
+/* connections_max = 2: a third simultaneous connection is refused with a
+ * JSON 503; once one closes, requests succeed again. Teardown then closes
+ * the server with an idle connection still open. */
+static void test_connection_limit(void **state)
+{
+    struct fixture *fx = *state;
+    fake_set(fx, true, 1, MANAGEMENT_ROLE_LEADER, MANAGEMENT_HEALTH_HEALTHY);
+    int a = client_connect(fx->port);
+    int b = client_connect(fx->port);
+    /* Make sure both are accepted: a request on each, kept alive. */
+    const char *req = "GET /startup HTTP/1.1\r\nHost: x\r\n\r\n";
+    char buf[1024];
+    client_send(a, req, strlen(req));
+    assert_true(recv(a, buf, sizeof(buf), 0) > 0);
+    client_send(b, req, strlen(req));
+    assert_true(recv(b, buf, sizeof(buf), 0) > 0);
+
+    struct response *res = http(fx, "GET", "/startup");
+    assert_int_equal(res->status, 503);
+    json_t *obj = response_json(res);
+    assert_string_equal(json_str(obj, "message"), "too many connections");
+    json_decref(obj);
+
+    close(a);
+    int status = 0;
+    for (int attempt = 0; attempt < 100 && status != 204; attempt++) {
+        status = http_status(fx, "/startup");
+        if (status != 204) {
+            struct timespec ts = {.tv_nsec = 10 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    assert_int_equal(status, 204);
+    fx->leftover_fd = b; /* left open: the server must close it */
+}
+
+/* Argument checks, a port in use, start twice, close without start. */
+static void test_lifecycle_errors(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    struct management m = {0};
+    struct management_provider none = {0};
+    struct management_provider p = {.data = NULL, .status = fake_status};
+    assert_int_equal(management_init(NULL, &m, NULL, &p), MANAGEMENT_E_INVALID);
+    assert_int_equal(management_init(&loop, &m, NULL, &none),
+                     MANAGEMENT_E_INVALID);
+    struct management_options bad = {.host = "no-such-host.invalid"};
+    assert_int_equal(management_init(&loop, &m, &bad, &p),
+                     MANAGEMENT_E_ADDRESS);
+    assert_string_equal(management_strerror(MANAGEMENT_E_ADDRESS),
+                        "the listen address does not resolve");
+
+    /* Occupy a port with a first server, then try to bind it again. */
+    struct management first = {0};
+    struct management_options opts = {.host = "127.0.0.1"};
+    assert_int_equal(management_init(&loop, &first, &opts, &p), 0);
+    assert_int_equal(management_start(&first), 0);
+    assert_int_equal(management_start(&first), MANAGEMENT_E_STATE);
+    opts.port = management_bound_port(&first);
+    struct management second = {0};
+    assert_int_equal(management_init(&loop, &second, &opts, &p), 0);
+    assert_int_equal(management_start(&second), MANAGEMENT_E_LISTEN);
+    assert_non_null(strstr(management_errmsg(&second), "cannot listen"));
+    assert_int_equal(management_bound_port(&second), 0);
+
+    /* Never started. */
+    struct management third = {0};
+    assert_int_equal(management_init(&loop, &third, NULL, &p), 0);
+
+    management_close(&first, NULL);
+    management_close(&second, NULL);
+    management_close(&third, NULL);
+    management_close(&third, NULL); /* ignored */
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_null(first.impl);
+    assert_null(third.impl);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_not_started, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_started_not_ready, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_ready_and_healthy, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_ready_latches_health_follows,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_partitions_json, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_found_and_method, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_provider_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_garbage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keep_alive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connection_limit,
+                                        setup_two_connections, teardown),
+        cmocka_unit_test(test_lifecycle_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
