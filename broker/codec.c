@@ -800,6 +800,8 @@ int codec_splitter_feed(struct codec_splitter *s, const void *data, size_t len,
  *   MemberList (Frame field 4, partition 0)
  *   +----------------------------------------------------------------+
  *   | 1 members: repeated GossipMember                               |
+ *   | 2 config_version: uint64 (0: none)                             |
+ *   | 3 cluster_config: bytes, a packed ClusterConfig, usually empty |
  *   +----------------------------------------------------------------+
  *   GossipMember: 1 node_id, 2 host, 3 port, 4 command_host,
  *                 5 command_port, 6 version, 7 heartbeat
@@ -831,8 +833,32 @@ static int gossip_member_check(raft_id node_id, const char *host, uint64_t port,
     return 0;
 }
 
+/* The rules of an advertised configuration, before encoding and after
+ * decoding. */
+static int gossip_config_check(uint64_t version, const void *bytes,
+                               size_t len, char *errmsg)
+{
+    if ((len > 0 && (version == 0 || bytes == NULL)) ||
+        len > CODEC_GOSSIP_CONFIG_BYTES_MAX) {
+        return fail(CODEC_E_INVALID, errmsg,
+                    "gossip carries %zu config bytes with version %llu "
+                    "(limit %zu bytes, version >= 1)",
+                    len, (unsigned long long)version,
+                    CODEC_GOSSIP_CONFIG_BYTES_MAX);
+    }
+    return 0;
+}
+
 int codec_gossip_encode(struct codec_arena *arena, const struct codec_gossip *g,
                         size_t frame_bytes_max, struct raft_buf *frame)
+{
+    return codec_gossip_encode_ex(arena, g, NULL, frame_bytes_max, frame);
+}
+
+int codec_gossip_encode_ex(struct codec_arena *arena,
+                           const struct codec_gossip *g,
+                           const struct codec_gossip_config *cfg,
+                           size_t frame_bytes_max, struct raft_buf *frame)
 {
     Tandem__Raft__Frame f = TANDEM__RAFT__FRAME__INIT;
     Tandem__Raft__MemberList ml = TANDEM__RAFT__MEMBER_LIST__INIT;
@@ -848,6 +874,15 @@ int codec_gossip_encode(struct codec_arena *arena, const struct codec_gossip *g,
     frame->len = 0;
     if (g->count > CODEC_GOSSIP_MEMBERS_MAX) {
         return CODEC_E_INVALID;
+    }
+    if (cfg != NULL) {
+        rv = gossip_config_check(cfg->version, cfg->bytes, cfg->len, NULL);
+        if (rv != 0) {
+            return rv;
+        }
+        ml.config_version = cfg->version;
+        ml.cluster_config.len = cfg->len;
+        ml.cluster_config.data = (uint8_t *)(uintptr_t)cfg->bytes;
     }
     for (size_t i = 0; i < g->count; i++) {
         const struct codec_gossip_member *m = &g->members[i];
@@ -886,6 +921,13 @@ int codec_gossip_encode(struct codec_arena *arena, const struct codec_gossip *g,
 int codec_gossip_decode(struct codec_arena *arena, const void *data, size_t len,
                         struct codec_gossip *out, char *errmsg)
 {
+    return codec_gossip_decode_ex(arena, data, len, out, NULL, errmsg);
+}
+
+int codec_gossip_decode_ex(struct codec_arena *arena, const void *data,
+                           size_t len, struct codec_gossip *out,
+                           struct codec_gossip_config *cfg, char *errmsg)
+{
     ProtobufCAllocator allocator;
     Tandem__Raft__Frame *f;
     struct codec_gossip_member *ms;
@@ -898,6 +940,9 @@ int codec_gossip_decode(struct codec_arena *arena, const void *data, size_t len,
     assert(out != NULL);
     assert(data != NULL || len == 0);
     memset(out, 0, sizeof(*out));
+    if (cfg != NULL) {
+        memset(cfg, 0, sizeof(*cfg));
+    }
     if (len < CODEC_PREFIX_BYTES ||
         (size_t)be32_get(p) != len - CODEC_PREFIX_BYTES) {
         return fail(CODEC_E_MALFORMED, errmsg,
@@ -928,6 +973,11 @@ int codec_gossip_decode(struct codec_arena *arena, const void *data, size_t len,
                     "gossip of %zu members, more than %u",
                     f->members->n_members, CODEC_GOSSIP_MEMBERS_MAX);
     }
+    if (gossip_config_check(f->members->config_version,
+                            f->members->cluster_config.data,
+                            f->members->cluster_config.len, errmsg) != 0) {
+        return CODEC_E_MALFORMED;
+    }
     ms = codec_arena_alloc(arena, f->members->n_members * sizeof(*ms));
     if (ms == NULL) {
         return fail(CODEC_E_NOMEM, errmsg, "no arena memory for gossip");
@@ -951,5 +1001,10 @@ int codec_gossip_decode(struct codec_arena *arena, const void *data, size_t len,
     }
     out->members = ms;
     out->count = f->members->n_members;
+    if (cfg != NULL) {
+        cfg->version = f->members->config_version;
+        cfg->len = f->members->cluster_config.len;
+        cfg->bytes = cfg->len > 0 ? f->members->cluster_config.data : NULL;
+    }
     return 0;
 }

@@ -269,4 +269,38 @@ int codec_gossip_encode(struct codec_arena *arena, const struct codec_gossip *g,
 int codec_gossip_decode(struct codec_arena *arena, const void *data, size_t len,
                         struct codec_gossip *out, char *errmsg);
 
+/* The largest encoded cluster configuration a gossip frame may carry. A
+ * configuration at every limit of broker/placement.h packs to about
+ * 100 KiB (broker/cluster_config.h), so this leaves room to grow. */
+#define CODEC_GOSSIP_CONFIG_BYTES_MAX ((size_t)1 << 20)
+
+/* The cluster configuration a gossip frame advertises (MemberList fields
+ * config_version and cluster_config). The codec does not look inside
+ * bytes: broker/cluster_config.c decodes and validates them. */
+struct codec_gossip_config {
+    uint64_t version;  /* the sender's config version; 0: it has none */
+    const void *bytes; /* the packed configuration, or NULL */
+    size_t len;        /* 0 when the frame carries only the version */
+};
+
+/* As codec_gossip_encode(), also advertising cfg (NULL: version 0, no
+ * bytes). cfg and its bytes are borrowed for the call. Returns what
+ * codec_gossip_encode() returns; CODEC_E_INVALID also when cfg carries
+ * bytes with version 0, NULL bytes with len > 0, or more than
+ * CODEC_GOSSIP_CONFIG_BYTES_MAX bytes. */
+int codec_gossip_encode_ex(struct codec_arena *arena,
+                           const struct codec_gossip *g,
+                           const struct codec_gossip_config *cfg,
+                           size_t frame_bytes_max, struct raft_buf *frame);
+
+/* As codec_gossip_decode(), also filling *cfg (may be NULL) with what the
+ * frame advertises; cfg->bytes points into the arena. The frame is
+ * CODEC_E_MALFORMED also when it carries bytes with version 0 or more
+ * than CODEC_GOSSIP_CONFIG_BYTES_MAX bytes. On failure *cfg is zeroed.
+ * codec_gossip_decode() accepts frames with a configuration and ignores
+ * it, so old and new receivers read the same frames. */
+int codec_gossip_decode_ex(struct codec_arena *arena, const void *data,
+                           size_t len, struct codec_gossip *out,
+                           struct codec_gossip_config *cfg, char *errmsg);
+
 #endif /* TANDEM_BROKER_CODEC_H */

@@ -40,6 +40,17 @@
  * directly for dead_intervals gossip intervals (default 10) is marked not
  * alive; hearing from it again marks it alive.
  *
+ * Cluster configuration (broker/cluster_config.h): the broker hands the
+ * transport its current configuration as a version and opaque packed
+ * bytes (transport_set_cluster_config()). Every gossip frame advertises
+ * that version; the bytes ride along only in gossip to a peer whose last
+ * advertised version is lower (or not yet known), so in a converged
+ * cluster gossip carries 8 extra bytes. When a peer's gossip carries a
+ * version above ours, the transport offers it to the broker
+ * (transport_set_cluster_config_cb()); if the broker accepts, the
+ * transport advertises it from then on, and so it spreads further. The
+ * version known to the transport never decreases.
+ *
  * Threading: single-threaded, on the loop given to transport_init().
  * Callbacks run on that loop; they may call transport_send(),
  * transport_flush(), transport_members() and transport_close().
@@ -170,6 +181,9 @@ struct transport_member {
     bool alive;            /* heard from within the dead interval */
     bool connected;        /* a connection to it is established */
     bool self;             /* this broker */
+    uint64_t config_version; /* cluster config version the member last
+                                advertised directly to us (ours for
+                                self); 0: none or not heard yet */
 };
 
 struct transport_callbacks {
@@ -256,6 +270,52 @@ void *transport_data(const struct transport *t);
 /* Returns the bound port after a successful transport_start(), otherwise
  * TRANSPORT_E_STATE. */
 int transport_bound_port(struct transport *t);
+
+/* ------------------------------------------------------------------------
+ * Cluster configuration spreading
+ * --------------------------------------------------------------------- */
+
+/* The largest packed cluster configuration the transport carries. */
+#define TRANSPORT_CLUSTER_CONFIG_BYTES_MAX ((size_t)1 << 20)
+
+/* Offered a cluster configuration that from_node's gossip carries with a
+ * version above the transport's (bytes: the packed configuration, valid
+ * only during the call; the transport has not looked inside). Return 0 to
+ * adopt it: the transport then advertises and spreads exactly these bytes,
+ * as if transport_set_cluster_config(t, version, bytes, len) had been
+ * called. Return non-zero to refuse (invalid, cannot be persisted): a
+ * version at or below a refused one is not offered again for
+ * dead_intervals gossip intervals. Offers come in no particular order but
+ * each is above the version held at that moment, so versions seen by the
+ * callback after an adoption only grow. May call any transport function
+ * (transport_close() included). */
+typedef int (*transport_cluster_config_fn)(void *data, uint32_t from_node,
+                                           uint64_t version, const void *bytes,
+                                           size_t len);
+
+/* Sets (or, with cb NULL, clears) the callback offered newer
+ * configurations; data is passed back to it. Without a callback newer
+ * configurations are ignored. Allowed any time before transport_close(). */
+void transport_set_cluster_config_cb(struct transport *t,
+                                     transport_cluster_config_fn cb,
+                                     void *data);
+
+/* Makes version and a copy of bytes[0..len) the configuration this broker
+ * advertises and spreads. Allowed any time before transport_close(),
+ * including before transport_start(). Returns 0 (also when version and
+ * bytes equal the current ones), or:
+ *   TRANSPORT_E_INVALID  version 0, len 0 or above
+ *                        TRANSPORT_CLUSTER_CONFIG_BYTES_MAX, bytes NULL,
+ *                        version below the current one (versions never go
+ *                        backwards), or the current version with other
+ *                        bytes.
+ *   TRANSPORT_E_STATE    closing.
+ *   TRANSPORT_E_NOMEM. */
+int transport_set_cluster_config(struct transport *t, uint64_t version,
+                                 const void *bytes, size_t len);
+
+/* The version of the configuration the transport advertises (0: none). */
+uint64_t transport_cluster_config_version(const struct transport *t);
 
 /* Closes the listener, every connection and timer; queued messages are
  * dropped and no callback of transport_callbacks runs any more. close_cb

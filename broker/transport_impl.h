@@ -26,6 +26,10 @@ struct transport_stats {
     uint64_t duplicate_closed_count; /* closed by duplicate resolution */
     uint64_t protocol_error_count;   /* closed for undecodable input */
     uint64_t hello_rejected_count;   /* wrong version or cluster name */
+    uint64_t config_sent_count;      /* gossip frames carrying the config */
+    uint64_t config_offered_count;   /* on_cluster_config calls */
+    uint64_t config_adopted_count;   /* offers the callback accepted */
+    uint64_t config_refused_count;   /* offers the callback refused */
 };
 
 /* The counters of t; valid while t is. */

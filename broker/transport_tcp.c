@@ -84,6 +84,15 @@ _Static_assert(TRANSPORT_VERSION_MAX == CODEC_GOSSIP_VERSION_MAX,
                "versions round-trip through gossip");
 _Static_assert(TRANSPORT_MEMBERS_MAX <= CODEC_GOSSIP_MEMBERS_MAX,
                "a whole member table fits one gossip frame");
+_Static_assert(TRANSPORT_CLUSTER_CONFIG_BYTES_MAX ==
+                   CODEC_GOSSIP_CONFIG_BYTES_MAX,
+               "a configuration we hold fits a gossip frame, and back");
+_Static_assert(TRANSPORT_CLUSTER_CONFIG_BYTES_MAX + CODEC_ERRMSG_SIZE +
+                       (size_t)TRANSPORT_MEMBERS_MAX *
+                           (2 * TRANSPORT_HOST_MAX + TRANSPORT_VERSION_MAX +
+                            64) <
+                   CODEC_FRAME_BYTES_DEFAULT,
+               "a member table with a configuration fits a default frame");
 _Static_assert(TRANSPORT_PEER_FRAMES_MAX <= UINT32_MAX,
                "uv_write takes an unsigned buffer count");
 
@@ -177,6 +186,14 @@ struct transport {
     struct transport_peer *peers;     /* parallel to members */
     size_t member_count;
     struct codec_gossip_member *gossip; /* scratch, TRANSPORT_MEMBERS_MAX */
+    /* The advertised cluster configuration; its version is
+     * members[0].config_version. */
+    uint8_t *config_bytes; /* owned copy, NULL while there is none */
+    size_t config_len;
+    transport_cluster_config_fn config_cb; /* offers newer ones, or NULL */
+    void *config_cb_data;
+    uint64_t config_refused_version; /* the last offer refused, 0: none */
+    uint64_t config_refused_at_ms;   /* when it was refused */
     struct transport_contact contacts[TRANSPORT_CONTACT_POINTS_MAX];
     size_t contact_count;
     struct transport_conn *conns; /* newest first */
@@ -435,12 +452,15 @@ static void transport_member_heard(struct transport *t, size_t i)
  * Gossip
  * --------------------------------------------------------------------- */
 
-/* Queues our member table for member i. Skipped when its queue is full. */
+/* Queues our member table for member i. Skipped when its queue is full.
+ * Carries our cluster configuration only if member i last advertised a
+ * lower version (or nothing yet). */
 static void transport_gossip_send(struct transport *t, size_t i)
 {
     struct transport_peer *p = &t->peers[i];
     struct transport_batch *b;
     struct codec_gossip g;
+    struct codec_gossip_config gc;
     struct raft_buf frame;
     size_t n = 0;
     int rv;
@@ -464,10 +484,19 @@ static void transport_gossip_send(struct transport *t, size_t i)
     assert(n >= 1); /* ourselves */
     g.members = t->gossip;
     g.count = n;
+    gc.version = t->members[0].config_version;
+    gc.bytes = NULL;
+    gc.len = 0;
+    if (t->config_len > 0 &&
+        t->members[i].config_version < t->members[0].config_version) {
+        gc.bytes = t->config_bytes;
+        gc.len = t->config_len;
+    }
     if (transport_peer_reserve(t, p, &b) != 0) {
         return;
     }
-    rv = codec_gossip_encode(&b->arena, &g, t->o.frame_bytes_max, &frame);
+    rv = codec_gossip_encode_ex(&b->arena, &g, &gc, t->o.frame_bytes_max,
+                                &frame);
     if (rv != 0) {
         /* UNTESTED: the table always fits a default frame */
         transport_log(t, TRANSPORT_LOG_WARN, "cannot encode gossip: %s",
@@ -476,6 +505,77 @@ static void transport_gossip_send(struct transport *t, size_t i)
     }
     transport_batch_append(b, frame);
     t->stats.gossip_sent_count++;
+    if (gc.len > 0) {
+        t->stats.config_sent_count++;
+    }
+}
+
+/* Replaces the advertised configuration with a copy of bytes. */
+static int transport_config_store(struct transport *t, uint64_t version,
+                                  const void *bytes, size_t len)
+{
+    uint8_t *copy;
+
+    assert(version > t->members[0].config_version);
+    assert(len > 0 && len <= TRANSPORT_CLUSTER_CONFIG_BYTES_MAX);
+    copy = malloc(len);
+    if (copy == NULL) {
+        return TRANSPORT_E_NOMEM; /* UNTESTED: malloc failure */
+    }
+    memcpy(copy, bytes, len);
+    free(t->config_bytes);
+    t->config_bytes = copy;
+    t->config_len = len;
+    t->members[0].config_version = version;
+    return 0;
+}
+
+/* Member i advertised gc directly: remember its version and, if it carries
+ * a configuration newer than ours, offer it to the broker. */
+static void transport_config_receive(struct transport *t, size_t i,
+                                     const struct codec_gossip_config *gc)
+{
+    struct transport_member *m = &t->members[i];
+    uint64_t now;
+    int rv;
+
+    assert(i > 0 && i < t->member_count);
+    m->config_version = gc->version;
+    if (gc->len == 0 || gc->version <= t->members[0].config_version ||
+        t->config_cb == NULL || t->closing) {
+        return;
+    }
+    assert(gc->len <= TRANSPORT_CLUSTER_CONFIG_BYTES_MAX);
+    now = transport_now(t);
+    if (gc->version <= t->config_refused_version &&
+        now - t->config_refused_at_ms < t->dead_ms) {
+        return;
+    }
+    t->stats.config_offered_count++;
+    rv = t->config_cb(t->config_cb_data, m->node_id, gc->version, gc->bytes,
+                      gc->len);
+    if (t->closing) {
+        return;
+    }
+    if (rv != 0) {
+        t->stats.config_refused_count++;
+        t->config_refused_version = gc->version;
+        t->config_refused_at_ms = now;
+        transport_log(t, TRANSPORT_LOG_WARN,
+                      "cluster config version %llu from node %u refused (%d)",
+                      (unsigned long long)gc->version, m->node_id, rv);
+        return;
+    }
+    t->stats.config_adopted_count++;
+    if (t->members[0].config_version >= gc->version) {
+        return; /* the callback set it (or a newer one) itself */
+    }
+    rv = transport_config_store(t, gc->version, gc->bytes, gc->len);
+    if (rv == 0) {
+        transport_log(t, TRANSPORT_LOG_INFO,
+                      "cluster config version %llu adopted from node %u",
+                      (unsigned long long)gc->version, m->node_id);
+    }
 }
 
 /* Merges a member table received over connection c. */
@@ -500,7 +600,9 @@ static void transport_gossip_merge(struct transport *t,
             continue;
         }
         if (e->node_id == t->o.node_id) {
-            if (e->heartbeat >= t->members[0].heartbeat) {
+            /* A peer echoing our current counter is normal; a higher one
+             * means we restarted and must move past what it remembers. */
+            if (e->heartbeat > t->members[0].heartbeat) {
                 t->members[0].heartbeat = e->heartbeat + 1;
                 transport_log(t, TRANSPORT_LOG_INFO,
                               "node %u remembers our heartbeat %llu, "
@@ -761,6 +863,7 @@ static void conn_frame_handle(struct transport_conn *c, struct raft_buf frame)
     struct transport *t = c->t;
     struct codec_frame f;
     struct codec_gossip g;
+    struct codec_gossip_config gc;
     char errmsg[CODEC_ERRMSG_SIZE];
     int rv;
     int i;
@@ -770,12 +873,15 @@ static void conn_frame_handle(struct transport_conn *c, struct raft_buf frame)
     rv =
         codec_frame_decode(&t->decode_arena, frame.base, frame.len, &f, errmsg);
     if (rv == CODEC_E_MALFORMED && c->state == CONN_ESTABLISHED &&
-        codec_gossip_decode(&t->decode_arena, frame.base, frame.len, &g,
-                            NULL) == 0) {
+        codec_gossip_decode_ex(&t->decode_arena, frame.base, frame.len, &g,
+                               &gc, NULL) == 0) {
         i = transport_member_find(t, c->node_id);
         assert(i > 0);
         transport_member_heard(t, (size_t)i);
         transport_gossip_merge(t, c, &g);
+        if (!t->closing) {
+            transport_config_receive(t, (size_t)i, &gc);
+        }
         return;
     }
     if (rv != 0) {
@@ -1585,6 +1691,46 @@ int transport_bound_port(struct transport *t)
     return t->started ? t->bound_port : TRANSPORT_E_STATE;
 }
 
+void transport_set_cluster_config_cb(struct transport *t,
+                                     transport_cluster_config_fn cb,
+                                     void *data)
+{
+    assert(t != NULL);
+    t->config_cb = cb;
+    t->config_cb_data = data;
+}
+
+int transport_set_cluster_config(struct transport *t, uint64_t version,
+                                 const void *bytes, size_t len)
+{
+    uint64_t ours;
+
+    assert(t != NULL);
+    if (t->closing) {
+        return TRANSPORT_E_STATE;
+    }
+    if (version == 0 || bytes == NULL || len == 0 ||
+        len > TRANSPORT_CLUSTER_CONFIG_BYTES_MAX) {
+        return TRANSPORT_E_INVALID;
+    }
+    ours = t->members[0].config_version;
+    if (version == ours) {
+        return len == t->config_len && memcmp(bytes, t->config_bytes, len) == 0
+                   ? 0
+                   : TRANSPORT_E_INVALID;
+    }
+    if (version < ours) {
+        return TRANSPORT_E_INVALID;
+    }
+    return transport_config_store(t, version, bytes, len);
+}
+
+uint64_t transport_cluster_config_version(const struct transport *t)
+{
+    assert(t != NULL);
+    return t->members[0].config_version;
+}
+
 void *transport_data(const struct transport *t)
 {
     assert(t != NULL);
@@ -1611,6 +1757,7 @@ static void transport_close_finish(struct transport *t)
     }
     codec_arena_close(&t->decode_arena);
     codec_arena_close(&t->scratch_arena);
+    free(t->config_bytes);
     free(t->members);
     free(t->peers);
     free(t->gossip);

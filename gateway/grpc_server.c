@@ -135,6 +135,7 @@ void grpc__conn_close(struct grpc_conn *conn)
     }
     srv = conn->srv;
     conn->closing = true;
+
     /* Unlink first: nothing may reach a closing conn through srv. */
     if (conn->prev != NULL) {
         conn->prev->next = conn->next;

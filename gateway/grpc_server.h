@@ -42,6 +42,10 @@
  * size is 4 MiB, which Zeebe keeps (zeebe.gateway.network.maxMessageSize). */
 #define GRPC_CONNECTIONS_MAX_DEFAULT 256u
 #define GRPC_STREAMS_MAX_DEFAULT 128u
+/* RST_STREAMs a client may send: a burst, refilled per second (see
+ * grpc_session.c: clients reset every completed call). */
+#define GRPC_STREAM_RESETS_BURST 100000u
+#define GRPC_STREAM_RESETS_PER_SECOND 100000u
 #define GRPC_MESSAGE_BYTES_MAX_DEFAULT (4u * 1024u * 1024u)
 #define GRPC_REQUEST_BYTES_MAX_DEFAULT (16u * 1024u * 1024u)
 #define GRPC_OUTPUT_BYTES_MAX_DEFAULT (256u * 1024u)

@@ -853,6 +853,15 @@ int grpc__session_init(struct grpc_conn *conn)
         cbs, session_on_stream_close);
     /* The peer's stream limit bounds nghttp2's idle/closed stream memory. */
     nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
+    /* nghttp2's rapid-reset guard (CVE-2023-44487) answers more than 1000
+     * received RST_STREAMs, refilled at 33 per second, with GOAWAY. The
+     * Node.js gRPC client (zeebe-node) resets every stream once its call
+     * is complete, so a busy long-lived client connection trips the
+     * default and loses every call in flight. Open streams stay capped by
+     * streams_max and every call by the backend's backpressure, so allow
+     * one reset per call at high rates. */
+    nghttp2_option_set_stream_reset_rate_limit(
+        opt, GRPC_STREAM_RESETS_BURST, GRPC_STREAM_RESETS_PER_SECOND);
     rv = nghttp2_session_server_new2(&conn->session, cbs, conn, opt);
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cbs);

@@ -24,6 +24,7 @@ import importlib.machinery
 import importlib.util
 import json
 import os
+import sys
 import re
 import shlex
 import shutil
@@ -117,6 +118,32 @@ def zbctl_path():
             "zbctl not found at %s: run scripts/setup-deps (npm install in "
             "tests/, package zbctl) or set TANDEM_ZBCTL" % ZBCTL)
     return ZBCTL
+
+
+def publish_many(address, count, concurrency, time_limit_s, name="load"):
+    """Publishes count messages with the real zeebe-node client
+    (publish_many.js), concurrency at a time, bounded by time_limit_s.
+    Returns (acknowledged keys as ints, number failed)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    script = os.path.join(here, "publish_many.js")
+    modules = os.path.join(os.path.dirname(here), "node_modules")
+    if not os.path.isdir(os.path.join(modules, "zeebe-node")):
+        raise AssertionError("zeebe-node not found in %s: run "
+                             "scripts/setup-deps" % modules)
+    env = dict(os.environ)
+    env["NODE_PATH"] = modules
+    res = subprocess.run(["node", script, address, str(count),
+                          str(concurrency), str(time_limit_s), name],
+                         capture_output=True, text=True, env=env,
+                         timeout=time_limit_s + 30, stdin=subprocess.DEVNULL)
+    if res.returncode != 0:
+        raise AssertionError("publish_many.js failed (%d): %s"
+                             % (res.returncode, res.stderr[-2000:]))
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    if out["failed"]:
+        sys.stderr.write("publish_many: %d failed, e.g. %s\n"
+                         % (out["failed"], out.get("errors")))
+    return [int(k) for k in out["acked"]], out["failed"]
 
 
 def zbctl(args, address, timeout_s=ZBCTL_TIMEOUT_S, check=True):

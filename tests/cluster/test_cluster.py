@@ -411,5 +411,56 @@ class DualRegionTest(ClusterTestCase):
             self.assertIn(harness.message_key_partition(key), range(1, 9))
 
 
+class SnapshotCatchUpTest(ClusterTestCase):
+    """3 brokers, 1 partition, RF 3, snapshots every second: a follower is
+    stopped, the leader takes more entries than it keeps below its snapshot
+    (1024 trailing entries) and compacts, and the restarted follower must
+    come back through a chunked snapshot transfer (its snapshot index is
+    then past everything it had) and catch up; no acknowledged key is
+    lost or handed out twice."""
+
+    CLUSTER = {"brokers": 3, "partitions": 1, "replication_factor": 3,
+               "extra_env": {"TANDEM_BROKER_DATA_SNAPSHOTPERIOD": "1s"}}
+
+    def test_follower_restored_from_snapshot(self):
+        leaders = self.cluster.leaders()
+        leader = leaders[1]
+        gateway = self.cluster.state["gateways"][0]
+        follower = max(n for n in self.cluster.broker_ids
+                       if n not in (leader, gateway))
+        before, failed = harness.publish_many(
+            self.cluster.gateway_address(), 50, 8, 30, "before")
+        self.assertEqual(failed, 0)
+        stopped_at = self.cluster.partitions(follower)[1]["lastIndex"]
+        self.cluster.kill9(follower)
+        during, failed = harness.publish_many(
+            self.cluster.gateway_address(), 1600, 32, 90, "during")
+        self.assertEqual(failed, 0, "publishes failed with one follower down")
+        self.assertEqual(len(during), 1600)
+        # The leader snapshots and compacts past the stopped follower.
+        harness.wait_until(
+            lambda: self.cluster.partitions(leader)[1]["snapshotIndex"]
+            > stopped_at + 1024 + 1,
+            20, what="the leader to snapshot past the stopped follower")
+        self.cluster.restart(follower)
+        commit = self.cluster.partitions(leader)[1]["commitIndex"]
+        harness.wait_until(
+            lambda: self.cluster.partitions(follower)[1]["appliedIndex"]
+            >= commit,
+            CATCH_UP_S, what="the restarted follower to catch up")
+        snap = self.cluster.partitions(follower)[1]["snapshotIndex"]
+        self.assertGreater(snap, stopped_at + 1024,
+                           "the follower must have installed the leader's "
+                           "snapshot, not replayed the log:\n%s"
+                           % self.describe([follower]))
+        keys = before + during
+        self.assertEqual(len(set(keys)), len(keys))
+        after, failed = harness.publish_many(
+            self.cluster.gateway_address(), 20, 4, 30, "after")
+        self.assertEqual(failed, 0)
+        self.assertGreater(min(after), max(keys),
+                           "keys after the catch-up continue the sequence")
+
+
 if __name__ == "__main__":
     unittest.main()
