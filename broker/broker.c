@@ -40,6 +40,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
+#include "broker/cluster_config.h"
 #include "broker/command_api.h"
 #include "broker/management.h"
 #include "broker/partition.h"
@@ -90,6 +93,7 @@ struct broker {
     uv_loop_t *loop;
     struct broker_config cfg;
     struct broker_placement placement;
+    struct cluster_config cluster; /* versioned, persisted, gossiped */
     char advertised[BROKER_CONFIG_HOST_MAX + 1];
 
     struct storage *storage;
@@ -592,6 +596,43 @@ static void broker_snapshot(uv_timer_t *t)
  * Transport callbacks
  * --------------------------------------------------------------------- */
 
+/* A peer gossiped a newer cluster configuration: validate, persist, adopt.
+ * Returning non-zero refuses it (the transport then keeps the old one). */
+static int broker_on_cluster_config(void *data, uint32_t from,
+                                    uint64_t version, const void *bytes,
+                                    size_t len)
+{
+    struct broker *b = data;
+    char err[CLUSTER_CONFIG_ERRMSG_SIZE] = "out of memory";
+    struct cluster_config *next = malloc(sizeof(*next));
+    int rv = next != NULL
+                 ? cluster_config_decode(bytes, len, next, err, sizeof(err))
+                 : CLUSTER_CONFIG_E_NOMEM;
+
+    if (rv == 0 && (next->version != version ||
+                    version <= b->cluster.version)) {
+        snprintf(err, sizeof(err), "version %" PRIu64 " is not newer than "
+                 "%" PRIu64, next->version, b->cluster.version);
+        rv = CLUSTER_CONFIG_E_INVALID;
+    }
+    if (rv == 0) {
+        rv = cluster_config_save(b->cfg.data_directory, next, err,
+                                 sizeof(err));
+    }
+    if (rv == 0) {
+        b->cluster = *next;
+        fprintf(stderr, "broker %u: adopted cluster configuration version "
+                "%" PRIu64 " from node %u\n", b->cfg.node_id, version,
+                from - 1);
+    } else {
+        fprintf(stderr, "broker %u: cluster configuration version %" PRIu64
+                " from node %u refused: %s\n", b->cfg.node_id, version,
+                from - 1, err);
+    }
+    free(next);
+    return rv;
+}
+
 static void broker_on_raft(void *data, uint32_t from_node, uint32_t partition,
                            const struct raft_message *m)
 {
@@ -669,7 +710,7 @@ static void broker_answer_topology(struct broker *b, uint64_t conn_id,
     topo.cluster_size = b->cfg.cluster_size;
     topo.partitions_count = b->cfg.partitions_count;
     topo.replication_factor = b->cfg.replication_factor;
-    topo.config_version = 1;
+    topo.config_version = b->cluster.version;
     topo.version = (char *)TANDEM_VERSION;
     /* Ourselves first, then every member the transport knows alive. */
     tandem__command__member__init(&mem[0]);
@@ -845,6 +886,15 @@ static int broker_status(void *data, struct management_status *out)
     return 0;
 }
 
+static int broker_cluster_json(void *data, void **out)
+{
+    struct broker *b = data;
+    json_t *obj = NULL;
+    int rv = cluster_config_to_json(&b->cluster, &obj);
+    *out = obj;
+    return rv;
+}
+
 /* ------------------------------------------------------------------------
  * Lifecycle
  * --------------------------------------------------------------------- */
@@ -975,6 +1025,38 @@ int broker_init(uv_loop_t *loop, const struct broker_config *cfg,
         free(b);
         return rv;
     }
+    {
+        /* The cluster configuration: the one in the data directory (it
+         * survives restarts and carries later changes), or version 1 from
+         * the static placement on the first start. */
+        char cerr[CLUSTER_CONFIG_ERRMSG_SIZE];
+        rv = cluster_config_load(cfg->data_directory, &b->cluster, cerr,
+                                 sizeof(cerr));
+        if (rv == CLUSTER_CONFIG_E_NOT_FOUND) {
+            rv = cluster_config_from_placement(&b->placement, &b->cluster);
+            if (rv == 0) {
+                rv = cluster_config_save(cfg->data_directory, &b->cluster,
+                                         cerr, sizeof(cerr));
+            } else {
+                snprintf(cerr, sizeof(cerr), "%s",
+                         cluster_config_strerror(rv));
+            }
+        }
+        if (rv != 0) {
+            snprintf(errmsg, errmsg_len, "cluster configuration: %s", cerr);
+            goto err;
+        }
+        if (b->cluster.cluster_size != cfg->cluster_size ||
+            b->cluster.partitions_count != cfg->partitions_count) {
+            fprintf(stderr, "broker %u: the stored cluster configuration "
+                    "(version %" PRIu64 ": %u brokers, %u partitions) differs "
+                    "from the configured one (%u brokers, %u partitions); "
+                    "the stored one is reported\n", cfg->node_id,
+                    b->cluster.version, b->cluster.cluster_size,
+                    b->cluster.partitions_count, cfg->cluster_size,
+                    cfg->partitions_count);
+        }
+    }
     for (uint32_t i = 0; i < BROKER_BATCHES_MAX; i++) {
         rv = storage_batch_new(b->storage, &b->batches[i].batch);
         if (rv != 0) {
@@ -1055,8 +1137,27 @@ int broker_start(struct broker *b, char *errmsg, size_t errmsg_len)
     tc.data = b;
     rv = transport_init(b->loop, &b->transport, &to, &tc);
     if (rv != 0) {
-        snprintf(errmsg, errmsg_len, "transport: %d", rv);
+        snprintf(errmsg, errmsg_len, "transport: %s", transport_strerror(rv));
         return rv;
+    }
+    {
+        uint8_t *bytes = malloc(CLUSTER_CONFIG_BYTES_MAX);
+        size_t len = 0;
+        rv = bytes != NULL ? cluster_config_encode(&b->cluster, bytes,
+                                                   CLUSTER_CONFIG_BYTES_MAX,
+                                                   &len)
+                           : -ENOMEM;
+        if (rv == 0) {
+            rv = transport_set_cluster_config(b->transport,
+                                              b->cluster.version, bytes, len);
+        }
+        free(bytes);
+        if (rv != 0) {
+            snprintf(errmsg, errmsg_len, "cluster configuration: %d", rv);
+            return rv;
+        }
+        transport_set_cluster_config_cb(b->transport,
+                                        broker_on_cluster_config, b);
     }
     for (uint32_t i = 0; i < b->cfg.contact_point_count; i++) {
         snprintf(contact_buf[i], sizeof(contact_buf[i]), "%s:%u",
@@ -1078,6 +1179,7 @@ int broker_start(struct broker *b, char *errmsg, size_t errmsg_len)
     memset(&mp, 0, sizeof(mp));
     mp.data = b;
     mp.status = broker_status;
+    mp.cluster = broker_cluster_json;
     b->mgmt.data = b;
     rv = management_init(b->loop, &b->mgmt, &mo, &mp);
     if (rv == 0) {

@@ -324,6 +324,7 @@ enum endpoint {
     ENDPOINT_GROUP_STARTUP,
     ENDPOINT_GROUP_LIVENESS,
     ENDPOINT_PARTITIONS,
+    ENDPOINT_CLUSTER,
 };
 
 struct route {
@@ -341,6 +342,7 @@ static const struct route ROUTES[] = {
     {"/actuator/health/startup", ENDPOINT_GROUP_STARTUP},
     {"/actuator/health/liveness", ENDPOINT_GROUP_LIVENESS},
     {"/actuator/partitions", ENDPOINT_PARTITIONS},
+    {"/actuator/cluster", ENDPOINT_CLUSTER},
 };
 
 /* GET /actuator/health: Spring's root body with one component per Zeebe
@@ -470,6 +472,20 @@ static void endpoint_run(struct management_impl *impl, enum endpoint ep,
     case ENDPOINT_ACTUATOR_HEALTH:
         endpoint_actuator_health(impl, req);
         return;
+    case ENDPOINT_CLUSTER: {
+        /* GET /actuator/cluster: the cluster configuration (zeebe-facts
+         * 1.2), from the broker. */
+        void *obj = NULL;
+        if (impl->provider.cluster == NULL) {
+            reply_error(req, 404, "no cluster configuration here");
+        } else if (impl->provider.cluster(impl->provider.data, &obj) != 0 ||
+                   obj == NULL) {
+            reply_error(req, 503, "the cluster configuration is unavailable");
+        } else {
+            reply_json(req, 200, (json_t *)obj);
+        }
+        return;
+    }
     case ENDPOINT_PARTITIONS:
         endpoint_partitions(impl, req);
         return;

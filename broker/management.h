@@ -120,6 +120,11 @@ struct management_provider {
      * state. Returns 0, or a negative value when the state cannot be read:
      * the request is then answered 503 with a JSON error body. */
     int (*status)(void *data, struct management_status *out);
+    /* GET /actuator/cluster: sets *out to a new JSON value (jansson's
+     * json_t, owned by the server afterwards) describing the cluster
+     * configuration. Returns 0, or a negative value (503). May be NULL:
+     * the endpoint then answers 404. */
+    int (*cluster)(void *data, void **out);
 };
 
 /* Listening options. Borrowed during management_init() only. */

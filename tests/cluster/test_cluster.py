@@ -301,6 +301,28 @@ class ThreeBrokerTest(ClusterTestCase):
                              THREE_BROKER_PLACEMENT, "zbctl status", True)
         self.check_management(self.cluster.broker_ids, THREE_BROKER_PLACEMENT)
 
+    def test_1b_cluster_configuration(self):
+        """Every broker serves the same versioned cluster configuration on
+        GET /actuator/cluster, with Zeebe's round-robin priorities for 3
+        brokers and 3 partitions (primary R=3, then 2, 1), and keeps it in
+        its data directory."""
+        expected = {0: {1: 3, 2: 1, 3: 2}, 1: {1: 2, 2: 3, 3: 1},
+                    2: {1: 1, 2: 2, 3: 3}}
+        bodies = []
+        for n in self.cluster.broker_ids:
+            body = harness.http_json(self.cluster.management_url(n) +
+                                     "/actuator/cluster")
+            self.assertEqual(body["version"], 1)
+            got = {b["id"]: {p["id"]: p["priority"] for p in b["partitions"]}
+                   for b in body["brokers"]}
+            self.assertEqual(got, expected)
+            bodies.append(body)
+            path = os.path.join(self.cluster.broker(n)["data_dir"],
+                                "cluster-config.json")
+            with open(path, encoding="utf-8") as f:
+                self.assertEqual(json.load(f)["version"], 1)
+        self.assertTrue(all(b == bodies[0] for b in bodies))
+
     def test_2_leader_kill_failover_and_catch_up(self):
         victim = self.victim()
         # Something to replicate before and during the outage.
