@@ -79,6 +79,8 @@ struct broker_part {
     bool dirty;
     enum raft_role role;
     raft_term term;
+    uint64_t leaderless_since; /* loop time the leader became unknown, 0:
+                                  a leader is known */
 };
 
 /* A client request in flight: the broker's id for it and where the answer
@@ -528,6 +530,41 @@ static void broker_turn(uv_check_t *check)
  * Timers
  * --------------------------------------------------------------------- */
 
+/* A partition that has known no leader for two election timeouts cannot
+ * make progress here (no quorum reachable, or a region lost): unhealthy
+ * until a leader is known again. Dead (corrupt state, failed storage) is
+ * final. */
+static void broker_update_health(struct broker *b, struct broker_part *bp,
+                                 uint64_t now)
+{
+    uint64_t limit = 2 * b->cfg.election_timeout_ms;
+
+    if (bp->part.health == PARTITION_DEAD) {
+        return;
+    }
+    if (raft_node_leader(bp->part.raft) != 0) {
+        bp->leaderless_since = 0;
+        if (bp->part.health == PARTITION_UNHEALTHY) {
+            fprintf(stderr, "broker %u: partition %u is healthy again\n",
+                    b->cfg.node_id, bp->id);
+        }
+        bp->part.health = PARTITION_HEALTHY;
+        return;
+    }
+    if (bp->leaderless_since == 0) {
+        bp->leaderless_since = now;
+        return;
+    }
+    if (now - bp->leaderless_since > limit &&
+        bp->part.health == PARTITION_HEALTHY) {
+        bp->part.health = PARTITION_UNHEALTHY;
+        snprintf(bp->part.health_reason, sizeof(bp->part.health_reason),
+                 "no leader for %" PRIu64 " ms", now - bp->leaderless_since);
+        fprintf(stderr, "broker %u: partition %u is unhealthy: %s\n",
+                b->cfg.node_id, bp->id, bp->part.health_reason);
+    }
+}
+
 static void broker_tick(uv_timer_t *t)
 {
     struct broker *b = t->data;
@@ -536,6 +573,7 @@ static void broker_tick(uv_timer_t *t)
     for (uint32_t i = 0; i < b->part_count; i++) {
         struct broker_part *bp = &b->parts[i];
         partition_expire(&bp->part, now);
+        broker_update_health(b, bp, now);
         if (raft_node_deadline(bp->part.raft) <= now) {
             struct raft_event ev;
             memset(&ev, 0, sizeof(ev));

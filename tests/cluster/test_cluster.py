@@ -484,5 +484,91 @@ class SnapshotCatchUpTest(ClusterTestCase):
                            "keys after the catch-up continue the sequence")
 
 
+class GatewayAndHealthTest(ClusterTestCase):
+    """3 brokers, 1 partition, RF 3: a standalone tandem-gateway serves the
+    cluster through any one broker's command API; a partition that lost its
+    quorum becomes unhealthy (and the broker's /health 503) and healthy
+    again when the quorum returns."""
+
+    CLUSTER = {"brokers": 3, "partitions": 1, "replication_factor": 3}
+
+    @staticmethod
+    def free_port():
+        import socket
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    def test_1_standalone_gateway(self):
+        import signal
+        import subprocess
+        exe = os.path.join(harness.BUILD_DIR, "gateway", "tandem-gateway")
+        self.assertTrue(os.access(exe, os.X_OK), exe)
+        grpc_port, rest_port = self.free_port(), self.free_port()
+        contact = self.cluster.env["TANDEM_BROKER_2_COMMAND_ADDRESS"]
+        proc = subprocess.Popen(
+            [exe, "--contact-point", contact, "--host", "127.0.0.1",
+             "--grpc-port", str(grpc_port), "--rest-port", str(rest_port)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL)
+        try:
+            rest = "http://127.0.0.1:%d/v2/topology" % rest_port
+
+            def complete():
+                status, body = harness.http_get(rest)
+                if status != 200:
+                    return None
+                topo = json.loads(body)
+                summary = harness.topology_summary(topo)
+                if len(topo["brokers"]) == 3 and summary.get(1, {}).get(
+                        "leaders"):
+                    return topo
+                return None
+            topo = harness.wait_until(complete, GATEWAY_CONVERGE_S,
+                                      what="the standalone gateway's "
+                                      "topology (learned from one contact)")
+            self.assertEqual(topo["clusterSize"], 3)
+            address = "127.0.0.1:%d" % grpc_port
+            parsed = harness.parse_zbctl_status(
+                harness.zbctl(["status"], address).stdout)
+            self.assertEqual(len(parsed["brokers"]), 3, parsed)
+            res = harness.zbctl(["publish", "message", "via-standalone",
+                                 "--correlationKey", "sg-1"], address)
+            key = int(json.loads(res.stdout)["key"])
+            self.assertEqual(harness.message_key_partition(key), 1)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                out, _ = proc.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, _ = proc.communicate()
+                self.fail("tandem-gateway did not stop on SIGTERM")
+        self.assertEqual(proc.returncode, 0, out.decode(errors="replace"))
+
+    def test_2_quorum_loss_is_unhealthy(self):
+        survivor = self.cluster.state["gateways"][0]
+        others = [n for n in self.cluster.broker_ids if n != survivor]
+        for n in others:
+            self.cluster.kill9(n)
+        harness.wait_until(
+            lambda: self.cluster.partitions(survivor)[1]["health"]
+            == "UNHEALTHY",
+            10, what="partition 1 on the survivor to become unhealthy")
+        status, _ = harness.http_get(
+            self.cluster.management_url(survivor) + "/health")
+        self.assertEqual(status, 503)
+        for n in others:
+            self.cluster.restart(n)
+        harness.wait_until(
+            lambda: self.cluster.partitions(survivor)[1]["health"]
+            == "HEALTHY",
+            CATCH_UP_S, what="partition 1 to be healthy again")
+        harness.wait_until(
+            lambda: harness.http_get(self.cluster.management_url(survivor)
+                                     + "/health")[0] == 204,
+            10, what="/health to answer 204 again")
+
+
 if __name__ == "__main__":
     unittest.main()
