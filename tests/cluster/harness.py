@@ -256,7 +256,8 @@ class Cluster:
 
     @classmethod
     def up(cls, brokers=None, partitions=None, replication_factor=None,
-           dual_region=False, timeout_s=60, bin_dir=None, extra_env=None):
+           dual_region=False, timeout_s=60, bin_dir=None, extra_env=None,
+           election_timeout_ms=None, heartbeat_interval_ms=None):
         """Starts a cluster and waits until it is ready. Raises
         AssertionError with tandem-local's output if it fails (tandem-local
         has then stopped every broker it started)."""
@@ -276,6 +277,10 @@ class Cluster:
             cmd += ["--replication-factor", str(replication_factor)]
         if dual_region:
             cmd.append("--dual-region")
+        if election_timeout_ms is not None:
+            cmd += ["--election-timeout", str(election_timeout_ms)]
+        if heartbeat_interval_ms is not None:
+            cmd += ["--heartbeat-interval", str(heartbeat_interval_ms)]
         env = dict(os.environ)
         env.update(extra_env or {})
         res = subprocess.run(cmd, capture_output=True, text=True, env=env,

@@ -188,7 +188,12 @@ class SingleBrokerTest(ClusterTestCase):
 
 
 class ThreeBrokerTest(ClusterTestCase):
-    CLUSTER = {"brokers": 3, "partitions": 3, "replication_factor": 3}
+    # With priority election the next replica campaigns after two
+    # randomized election timeouts ([T, 2T) each), so failover takes up to
+    # about 4T after the last heartbeat: 300 ms keeps the worst case near
+    # 1.3 s, well inside FAILOVER_S.
+    CLUSTER = {"brokers": 3, "partitions": 3, "replication_factor": 3,
+               "election_timeout_ms": 300, "heartbeat_interval_ms": 60}
 
     def setUp(self):
         # Tests kill and restart brokers; each starts from a whole cluster.
