@@ -398,8 +398,10 @@ int cluster_config_decode(const void *data, size_t len,
     out->partitions_count = msg->partitions_count;
     out->replication_factor = msg->replication_factor;
     out->member_count = (uint32_t)msg->n_members;
-    memcpy(out->members, msg->members,
-           msg->n_members * sizeof(out->members[0]));
+    if (msg->n_members > 0) { /* an empty list may be NULL */
+        memcpy(out->members, msg->members,
+               msg->n_members * sizeof(out->members[0]));
+    }
     for (size_t i = 0; i < msg->n_partitions; i++) {
         const Tandem__Raft__ClusterConfigPartition *in = msg->partitions[i];
         struct cluster_config_partition *p = &out->partitions[i];
