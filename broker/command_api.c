@@ -4,9 +4,13 @@
  * into frames, each unpacked as a tandem.command.Request and handed to the
  * broker's handler; a frame that does not unpack, or an oversized length
  * prefix, closes the connection (the stream can no longer be trusted).
- * Responses are packed into malloc()ed frames and written with uv_write;
- * the bytes queued but not yet written are counted, and a connection over
- * write_bytes_max is closed instead of buffering without bound.
+ * Responses are packed into malloc()ed frames and queued on their
+ * connection; a uv_prepare handle (it runs once per loop iteration, right
+ * before the loop would block) writes each connection's queue with ONE
+ * uv_write of many buffers, so the answers of a whole loop turn cost one
+ * system call per gateway. The bytes queued or being written are counted,
+ * and a connection over write_bytes_max is closed instead of buffering
+ * without bound.
  *
  * Lifecycle of a connection:  accepted -> reading -> (error | EOF | close)
  *   -> closing (uv_close) -> freed in the close callback.
@@ -21,12 +25,17 @@
 
 #include "proto/frame.h"
 
+#define API_PENDING_MAX 4096 /* frames queued on a connection per turn */
+
 struct api_conn {
     uv_tcp_t tcp;
     struct command_api *api;
     uint64_t id;
     struct proto_frame_splitter splitter;
-    size_t write_bytes; /* queued, not yet written */
+    size_t write_bytes; /* queued or being written, not yet written */
+    uv_buf_t *pending;  /* frames waiting for the next flush */
+    uint32_t pending_count;
+    uint32_t pending_cap;
     bool closing;
     struct api_conn *next;
     struct api_conn *prev;
@@ -35,6 +44,8 @@ struct api_conn {
 struct command_api {
     uv_loop_t *loop;
     uv_tcp_t listener;
+    uv_prepare_t flusher;
+    bool flusher_active;
     struct command_api_options opt;
     struct command_api_handler handler;
     char host[256];
@@ -50,9 +61,21 @@ struct command_api {
 struct api_write {
     uv_write_t req;
     struct api_conn *conn;
-    uint8_t *frame;
+    uv_buf_t *bufs; /* the frames written, freed when done */
+    uint32_t count;
     size_t len;
 };
+
+static void pending_free(struct api_conn *c)
+{
+    for (uint32_t i = 0; i < c->pending_count; i++) {
+        free(c->pending[i].base);
+    }
+    free(c->pending);
+    c->pending = NULL;
+    c->pending_count = 0;
+    c->pending_cap = 0;
+}
 
 static void api_maybe_done(struct command_api *api)
 {
@@ -72,6 +95,7 @@ static void conn_closed(uv_handle_t *h)
     struct command_api *api = c->api;
 
     proto_frame_splitter_close(&c->splitter);
+    pending_free(c);
     free(c);
     api->handles_open--;
     api_maybe_done(api);
@@ -222,7 +246,9 @@ int command_api_init(uv_loop_t *loop, struct command_api **out,
         return rv;
     }
     api->listener.data = api;
-    api->handles_open = 1;
+    uv_prepare_init(loop, &api->flusher);
+    api->flusher.data = api;
+    api->handles_open = 2;
     *out = api;
     return 0;
 }
@@ -272,54 +298,105 @@ static void api_written(uv_write_t *req, int status)
 
     assert(c->write_bytes >= w->len);
     c->write_bytes -= w->len;
-    free(w->frame);
+    for (uint32_t i = 0; i < w->count; i++) {
+        free(w->bufs[i].base);
+    }
+    free(w->bufs);
     free(w);
     if (status < 0) {
         conn_close(c);
     }
 }
 
+/* Writes c's queued frames with one uv_write. */
+static void conn_flush(struct api_conn *c)
+{
+    struct api_write *w;
+    int rv;
+
+    if (c->pending_count == 0 || c->closing) {
+        return;
+    }
+    w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        conn_close(c); /* UNTESTED: out of memory */
+        return;
+    }
+    w->conn = c;
+    w->bufs = c->pending;
+    w->count = c->pending_count;
+    for (uint32_t i = 0; i < w->count; i++) {
+        w->len += w->bufs[i].len;
+    }
+    c->pending = NULL;
+    c->pending_count = 0;
+    c->pending_cap = 0;
+    rv = uv_write(&w->req, (uv_stream_t *)&c->tcp, w->bufs, w->count,
+                  api_written);
+    if (rv != 0) {
+        api_written(&w->req, rv);
+    }
+}
+
+static void api_flush(uv_prepare_t *prepare)
+{
+    struct command_api *api = prepare->data;
+
+    for (struct api_conn *c = api->conns; c != NULL; c = c->next) {
+        conn_flush(c);
+    }
+    uv_prepare_stop(&api->flusher);
+    api->flusher_active = false;
+}
+
 int command_api_respond(struct command_api *api, uint64_t conn_id,
                         const Tandem__Command__Response *resp)
 {
     struct api_conn *c = conn_find(api, conn_id);
-    struct api_write *w;
-    uv_buf_t buf;
+    uint8_t *frame = NULL;
+    size_t len = 0;
     int rv;
 
     if (c == NULL || c->closing) {
         return UV_ENOTCONN;
     }
-    w = calloc(1, sizeof(*w));
-    if (w == NULL) {
-        return UV_ENOMEM;
-    }
-    rv = proto_command_response_pack(resp, api->opt.frame_bytes_max,
-                                     &w->frame, &w->len);
+    rv = proto_command_response_pack(resp, api->opt.frame_bytes_max, &frame,
+                                     &len);
     if (rv != 0) {
-        free(w);
         return UV_EINVAL;
     }
-    if (c->write_bytes + w->len > api->opt.write_bytes_max) {
+    if (c->write_bytes + len > api->opt.write_bytes_max) {
         fprintf(stderr, "command api: connection %llu does not read its "
                 "answers (%zu bytes queued); closing it\n",
                 (unsigned long long)c->id, c->write_bytes);
-        free(w->frame);
-        free(w);
+        free(frame);
         conn_close(c);
         return UV_ENOBUFS;
     }
-    w->conn = c;
-    c->write_bytes += w->len;
-    buf = uv_buf_init((char *)w->frame, (unsigned)w->len);
-    rv = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, api_written);
-    if (rv != 0) {
-        c->write_bytes -= w->len;
-        free(w->frame);
-        free(w);
-        conn_close(c);
+    if (c->pending_count == c->pending_cap) {
+        uint32_t cap = c->pending_cap == 0 ? 16 : c->pending_cap * 2;
+        uv_buf_t *n;
+        if (c->pending_count >= API_PENDING_MAX) {
+            conn_flush(c); /* a huge turn: write what we have now */
+        }
+        if (c->pending_count == c->pending_cap) {
+            n = realloc(c->pending, cap * sizeof(*n));
+            if (n == NULL) {
+                free(frame);
+                return UV_ENOMEM;
+            }
+            c->pending = n;
+            c->pending_cap = cap;
+        }
     }
-    return rv;
+    c->pending[c->pending_count++] = uv_buf_init((char *)frame,
+                                                 (unsigned)len);
+    c->write_bytes += len;
+    if (!api->flusher_active && !api->closing) {
+        uv_prepare_start(&api->flusher, api_flush);
+        api->flusher_active = true;
+    }
+    return 0;
 }
 
 int command_api_respond_error(struct command_api *api, uint64_t conn_id,
@@ -354,5 +431,6 @@ void command_api_close(struct command_api *api, void (*cb)(void *data),
     while (api->conns != NULL) {
         conn_close(api->conns);
     }
+    uv_close((uv_handle_t *)&api->flusher, api_listener_closed);
     uv_close((uv_handle_t *)&api->listener, api_listener_closed);
 }
