@@ -71,6 +71,9 @@ struct client_broker {
     struct proto_frame_splitter splitter;
     struct client_pending *pending; /* [connection_requests_max + 1] */
     uint32_t pending_count;
+    uv_buf_t *outq;                 /* packed requests not yet written */
+    uint32_t outq_count;
+    uint32_t outq_cap;
     bool topology_inflight;
     Tandem__Command__Response *report; /* last topology answer, owned */
     uint64_t report_at_ms;             /* when it arrived */
@@ -608,22 +611,83 @@ static void broker_tcp_closed_cb(uv_handle_t *h)
     broker_reconnect_later(b);
 }
 
+/* Requests are queued per broker and written once per loop iteration
+ * (client_flush_cb, a uv_prepare handle: it runs right before the loop
+ * would block), so the requests of a turn cost one system call per broker
+ * connection. */
+#define CLIENT_OUTQ_MAX 4096u /* queued frames per broker per turn */
+
 struct client_write {
     uv_write_t req;
-    uint8_t *frame;
+    uv_buf_t *bufs; /* the frames, freed when written */
+    uint32_t count;
 };
+
+static void outq_free(struct client_broker *b)
+{
+    for (uint32_t i = 0; i < b->outq_count; i++) {
+        free(b->outq[i].base);
+    }
+    free(b->outq);
+    b->outq = NULL;
+    b->outq_count = 0;
+    b->outq_cap = 0;
+}
 
 static void broker_write_cb(uv_write_t *req, int status)
 {
     struct client_write *w = (struct client_write *)req;
     struct client_broker *b = req->data;
 
-    free(w->frame);
+    for (uint32_t i = 0; i < w->count; i++) {
+        free(w->bufs[i].base);
+    }
+    free(w->bufs);
     free(w);
     if (status < 0 && status != UV_ECANCELED &&
         b->state == BROKER_CONNECTED) {
         broker_disconnect(b, uv_strerror(status));
     }
+}
+
+/* Writes b's queued requests with one uv_write. */
+static void broker_flush(struct client_broker *b)
+{
+    struct client_write *w;
+    int rv;
+
+    if (b->outq_count == 0 || b->state != BROKER_CONNECTED) {
+        return;
+    }
+    w = malloc(sizeof(*w));
+    if (w == NULL) {
+        broker_disconnect(b, "out of memory"); /* UNTESTED */
+        return;
+    }
+    w->bufs = b->outq;
+    w->count = b->outq_count;
+    w->req.data = b;
+    b->outq = NULL;
+    b->outq_count = 0;
+    b->outq_cap = 0;
+    rv = uv_write(&w->req, (uv_stream_t *)&b->tcp, w->bufs, w->count,
+                  broker_write_cb);
+    if (rv != 0) {
+        /* UNTESTED: the socket failed between reads; the pending calls
+         * are retried by the disconnect. */
+        broker_write_cb(&w->req, rv);
+    }
+}
+
+static void client_flush_cb(uv_prepare_t *prepare)
+{
+    struct gateway_client *c = prepare->data;
+
+    for (uint32_t i = 0; i < c->broker_count; i++) {
+        broker_flush(c->brokers[i]);
+    }
+    uv_prepare_stop(&c->flusher);
+    c->flusher_active = false;
 }
 
 /* Writes a request and records its pending slot. Returns 0, or a gRPC
@@ -635,10 +699,8 @@ static int broker_send(struct client_broker *b,
                        struct client_call *call)
 {
     struct gateway_client *c = b->client;
-    struct client_write *w;
     uint8_t *frame;
     size_t len;
-    uv_buf_t buf;
     int rv;
 
     assert(b->state == BROKER_CONNECTED);
@@ -659,20 +721,23 @@ static int broker_send(struct client_broker *b,
     if (rv != 0) {
         return GATEWAY_STATUS_INTERNAL; /* UNTESTED: malloc failure */
     }
-    w = malloc(sizeof(*w));
-    if (w == NULL) {
-        free(frame); /* UNTESTED: malloc failure */
-        return GATEWAY_STATUS_INTERNAL;
+    if (b->outq_count >= CLIENT_OUTQ_MAX) {
+        broker_flush(b); /* a huge turn: write what is queued now */
     }
-    w->frame = frame;
-    w->req.data = b;
-    buf = uv_buf_init((char *)frame, (unsigned)len);
-    rv = uv_write(&w->req, (uv_stream_t *)&b->tcp, &buf, 1, broker_write_cb);
-    if (rv != 0) {
-        /* UNTESTED: the socket failed between reads */
-        free(frame);
-        free(w);
-        return GATEWAY_STATUS_UNAVAILABLE;
+    if (b->outq_count == b->outq_cap) {
+        uint32_t cap = b->outq_cap == 0 ? 16 : b->outq_cap * 2;
+        uv_buf_t *n = realloc(b->outq, cap * sizeof(*n));
+        if (n == NULL) {
+            free(frame); /* UNTESTED: malloc failure */
+            return GATEWAY_STATUS_INTERNAL;
+        }
+        b->outq = n;
+        b->outq_cap = cap;
+    }
+    b->outq[b->outq_count++] = uv_buf_init((char *)frame, (unsigned)len);
+    if (!c->flusher_active && !c->closing) {
+        uv_prepare_start(&c->flusher, client_flush_cb);
+        c->flusher_active = true;
     }
     b->pending[b->pending_count].id = req->id;
     b->pending[b->pending_count].call = call;
@@ -975,6 +1040,7 @@ static void broker_disconnect(struct client_broker *b, const char *why)
     }
     b->state = BROKER_CLOSING;
     b->topology_inflight = false;
+    outq_free(b); /* not sent: their calls are retried below */
     uv_close((uv_handle_t *)&b->tcp, broker_tcp_closed_cb);
     client_errmsg(reason, sizeof(reason), "connection to broker %s:%u: %s",
                   b->host, (unsigned)b->port, why);
@@ -1467,9 +1533,11 @@ int gateway_client_init(uv_loop_t *loop, struct gateway_client *c,
     c->backend.data = c;
     uv_timer_init(loop, &c->refresh_timer);
     uv_timer_init(loop, &c->call_timer);
+    uv_prepare_init(loop, &c->flusher);
     c->refresh_timer.data = c;
     c->call_timer.data = c;
-    c->handles_open = 2;
+    c->flusher.data = c;
+    c->handles_open = 3;
     for (i = 0; i < opts->contact_point_count; i++) {
         char host[GATEWAY_CLIENT_HOST_BYTES_MAX + 1];
         uint16_t port;
@@ -1518,6 +1586,7 @@ static void client_close_maybe_done(struct gateway_client *c)
             tandem__command__response__free_unpacked(b->report, NULL);
         }
         free(b->pending);
+        outq_free(b);
         free(b);
     }
     free(c->brokers);
@@ -1556,6 +1625,7 @@ void gateway_client_close(struct gateway_client *c,
     }
     uv_close((uv_handle_t *)&c->refresh_timer, handle_closed_cb);
     uv_close((uv_handle_t *)&c->call_timer, handle_closed_cb);
+    uv_close((uv_handle_t *)&c->flusher, handle_closed_cb);
     for (i = 0; i < c->broker_count; i++) {
         struct client_broker *b = c->brokers[i];
         b->reconnect_timer.data = c;

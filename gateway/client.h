@@ -115,6 +115,9 @@ struct gateway_client {
     uint64_t next_request_id;       /* never 0 */
     uv_timer_t refresh_timer;       /* topology refresh */
     uv_timer_t call_timer;          /* earliest retry or deadline */
+    uv_prepare_t flusher;           /* writes queued requests once per
+                                       loop iteration */
+    bool flusher_active;
     uint32_t handles_open;          /* uv handles not yet closed */
     bool started;
     bool closing;
