@@ -351,6 +351,7 @@ static void broker_handle_update(struct broker *b, struct broker_part *bp,
     int rv;
 
     if (u->flags & RAFT_UPDATE_SNAPSHOT) {
+        bp->part.snapshot_index = u->snapshot->index;
         rv = partition_restore(&bp->part, u->snapshot_data.base,
                                u->snapshot_data.len);
         if (rv != 0) {
@@ -623,7 +624,6 @@ static void broker_snapshot(uv_timer_t *t)
                                        buf);
             if (rv == 0) {
                 bp->part.snapshot_index = applied;
-                bp->part.snapshot_time = broker_now(b);
             }
         }
         free(data);

@@ -339,7 +339,6 @@ int partition_publish(struct partition *p, uint64_t now_ms,
         r = request_at(p, p->requests_count - 1);
         r->request_id = request_id;
         r->index = first;
-        r->key = key;
         r->deadline = deadline_ms;
     }
     return 0;

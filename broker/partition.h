@@ -71,7 +71,6 @@ struct partition_state {
 struct partition_request {
     uint64_t request_id; /* the broker's id for the client request */
     raft_index index;    /* the entry that answers it */
-    uint64_t key;        /* the key assigned to it */
     uint64_t deadline;   /* loop time (ms) after which it expires */
 };
 
@@ -102,9 +101,8 @@ struct partition {
     struct partition_request *requests;
     uint32_t requests_head;
     uint32_t requests_count;
-    /* Last snapshot this broker took, and when. */
+    /* The last snapshot this broker took or installed. */
     raft_index snapshot_index;
-    uint64_t snapshot_time;
 };
 
 /* Creates the partition around an existing raft node (ownership of raft
