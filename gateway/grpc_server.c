@@ -530,6 +530,45 @@ static void server_listener_close_cb(uv_handle_t *handle)
     server_maybe_closed(srv);
 }
 
+static void server_flush_cb(uv_prepare_t *prepare)
+{
+    struct grpc_server *srv = prepare->data;
+    struct grpc_conn *conn = srv->conns;
+
+    uv_prepare_stop(&srv->flusher);
+    srv->flusher_active = false;
+    while (conn != NULL) {
+        /* A flush may close (unlink) conn itself, never another one. */
+        struct grpc_conn *next = conn->next;
+        if (conn->flush_deferred) {
+            conn->flush_deferred = false;
+            grpc__conn_flush(conn);
+        }
+        conn = next;
+    }
+}
+
+void grpc__conn_flush_later(struct grpc_conn *conn)
+{
+    struct grpc_server *srv = conn->srv;
+
+    if (!conn->attached || srv->closing || conn->closing) {
+        grpc__conn_flush(conn);
+        return;
+    }
+    conn->flush_deferred = true;
+    if (!srv->flusher_init) {
+        uv_prepare_init(srv->loop, &srv->flusher);
+        srv->flusher.data = srv;
+        srv->flusher_init = true;
+        srv->handle_count++;
+    }
+    if (!srv->flusher_active) {
+        uv_prepare_start(&srv->flusher, server_flush_cb);
+        srv->flusher_active = true;
+    }
+}
+
 void grpc_server_close(struct grpc_server *srv, grpc_server_close_cb close_cb)
 {
     assert(srv != NULL);
@@ -539,6 +578,11 @@ void grpc_server_close(struct grpc_server *srv, grpc_server_close_cb close_cb)
     if (srv->listening) {
         srv->listening = false;
         uv_close((uv_handle_t *)&srv->listener, server_listener_close_cb);
+    }
+    if (srv->flusher_init) {
+        srv->flusher_init = false;
+        srv->flusher_active = false;
+        uv_close((uv_handle_t *)&srv->flusher, server_listener_close_cb);
     }
     while (srv->conns != NULL) {
         grpc__conn_close(srv->conns); /* unlinks it */

@@ -86,6 +86,9 @@ struct grpc_server {
     struct grpc_server_options opts;
     uv_tcp_t listener;
     bool listening;   /* listener initialized (needs uv_close) */
+    uv_prepare_t flusher; /* writes answers gathered during a loop turn */
+    bool flusher_init;    /* flusher initialized (needs uv_close) */
+    bool flusher_active;
     bool closing;     /* grpc_server_close() called */
     uint32_t conn_count;
     uint32_t handle_count; /* open uv handles (listener, conns' handles) */
@@ -198,6 +201,7 @@ struct grpc_conn {
     bool attached;                 /* has a socket (tcp initialized) */
     bool closing;                  /* conn_close() ran: no more I/O */
     bool reading;                  /* uv_read_start is in effect */
+    bool flush_deferred;           /* grpc__conn_flush_later() pending */
     uint32_t depth;                /* > 0 inside nghttp2 or a scan */
     uint32_t handles_open;         /* tcp and timer not yet closed */
     uint64_t timer_due_ms;         /* when the timer fires; 0: stopped */
@@ -227,6 +231,11 @@ uint64_t grpc__session_expire(struct grpc_conn *conn, uint64_t now_ms);
  * output_bytes_max; closes conn when the session is over. A no-op while
  * conn->depth > 0 (the outer caller flushes). */
 void grpc__conn_flush(struct grpc_conn *conn);
+/* Like grpc__conn_flush(), but once per loop iteration: the answers the
+ * backend completes during a turn leave in one write per connection
+ * (flushed right before the loop would block). Detached connections and a
+ * closing server flush at once. */
+void grpc__conn_flush_later(struct grpc_conn *conn);
 
 /* grpc_server.c: makes the conn's timer fire no later than deadline_ms. */
 void grpc__conn_timer_arm(struct grpc_conn *conn, uint64_t deadline_ms);

@@ -495,7 +495,7 @@ static void stream_backend_cb(void *req_data, int status, const char *message,
     assert(stream->finished);
     stream_request_drop(stream);
     conn->depth--;
-    grpc__conn_flush(conn);
+    grpc__conn_flush_later(conn);
 }
 
 /* END_STREAM on a request in BODY: checks the framing, unpacks the
