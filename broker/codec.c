@@ -669,21 +669,20 @@ static int decode_hello(const Tandem__Raft__Hello *in, uint32_t partition,
     return 0;
 }
 
-int codec_frame_decode(struct codec_arena *arena, const void *data, size_t len,
-                       struct codec_frame *out, char *errmsg)
+/* Checks the length prefix of a whole frame and unpacks its body into the
+ * arena (bounded by the arena's limit). Returns 0 and sets *out, or
+ * CODEC_E_MALFORMED / CODEC_E_NOMEM with a reason. */
+static int frame_unpack(struct codec_arena *arena, const void *data,
+                        size_t len, Tandem__Raft__Frame **out, char *errmsg)
 {
     ProtobufCAllocator allocator;
-    Tandem__Raft__Frame *f;
     const uint8_t *p = data;
     uint32_t body;
     bool was_full;
     bool full;
-    int rv;
 
     assert(arena != NULL);
-    assert(out != NULL);
     assert(data != NULL || len == 0);
-    memset(out, 0, sizeof(*out));
     if (len < CODEC_PREFIX_BYTES) {
         return fail(CODEC_E_MALFORMED, errmsg,
                     "frame of %zu bytes has no length prefix", len);
@@ -694,16 +693,16 @@ int codec_frame_decode(struct codec_arena *arena, const void *data, size_t len,
                     "length prefix %u but %zu body bytes", (unsigned)body,
                     len - CODEC_PREFIX_BYTES);
     }
-
     allocator.alloc = arena_pb_alloc;
     allocator.free = arena_pb_free;
     allocator.allocator_data = arena;
     was_full = arena->full;
     arena->full = false;
-    f = tandem__raft__frame__unpack(&allocator, body, p + CODEC_PREFIX_BYTES);
+    *out = tandem__raft__frame__unpack(&allocator, body,
+                                       p + CODEC_PREFIX_BYTES);
     full = arena->full;
     arena->full = was_full || full;
-    if (f == NULL) {
+    if (*out == NULL) {
         if (full) {
             return fail(CODEC_E_NOMEM, errmsg,
                         "decoding %u bytes needs more than the arena limit "
@@ -713,7 +712,32 @@ int codec_frame_decode(struct codec_arena *arena, const void *data, size_t len,
         return fail(CODEC_E_MALFORMED, errmsg,
                     "body is not a valid protobuf Frame");
     }
+    return 0;
+}
 
+static int decode_gossip(struct codec_arena *arena,
+                         const Tandem__Raft__Frame *f, struct codec_gossip *out,
+                         struct codec_gossip_config *cfg, char *errmsg);
+
+int codec_frame_decode_any(struct codec_arena *arena, const void *data,
+                           size_t len, struct codec_frame *out,
+                           struct codec_gossip *gossip,
+                           struct codec_gossip_config *cfg, char *errmsg)
+{
+    Tandem__Raft__Frame *f = NULL;
+    int rv;
+
+    assert(out != NULL);
+    assert(gossip != NULL);
+    memset(out, 0, sizeof(*out));
+    memset(gossip, 0, sizeof(*gossip));
+    if (cfg != NULL) {
+        memset(cfg, 0, sizeof(*cfg));
+    }
+    rv = frame_unpack(arena, data, len, &f, errmsg);
+    if (rv != 0) {
+        return rv;
+    }
     out->partition = f->partition;
     switch (f->body_case) {
     case TANDEM__RAFT__FRAME__BODY_RAFT:
@@ -724,6 +748,10 @@ int codec_frame_decode(struct codec_arena *arena, const void *data, size_t len,
         out->body = CODEC_BODY_HELLO;
         rv = decode_hello(f->hello, f->partition, &out->hello, errmsg);
         break;
+    case TANDEM__RAFT__FRAME__BODY_MEMBERS:
+        out->body = CODEC_BODY_GOSSIP;
+        rv = decode_gossip(arena, f, gossip, cfg, errmsg);
+        break;
     case TANDEM__RAFT__FRAME__BODY__NOT_SET:
     default:
         rv = fail(CODEC_E_MALFORMED, errmsg, "frame has no body");
@@ -731,11 +759,31 @@ int codec_frame_decode(struct codec_arena *arena, const void *data, size_t len,
     }
     if (rv != 0) {
         memset(out, 0, sizeof(*out));
+        memset(gossip, 0, sizeof(*gossip));
+        if (cfg != NULL) {
+            memset(cfg, 0, sizeof(*cfg));
+        }
         return rv;
     }
     /* f itself stays in the arena until the caller resets it. */
-    assert(out->body == CODEC_BODY_RAFT || out->body == CODEC_BODY_HELLO);
     return 0;
+}
+
+int codec_frame_decode(struct codec_arena *arena, const void *data, size_t len,
+                       struct codec_frame *out, char *errmsg)
+{
+    struct codec_gossip gossip;
+    int rv = codec_frame_decode_any(arena, data, len, out, &gossip, NULL,
+                                    errmsg);
+
+    if (rv == 0 && out->body == CODEC_BODY_GOSSIP) {
+        memset(out, 0, sizeof(*out));
+        return fail(CODEC_E_MALFORMED, errmsg,
+                    "a gossip frame where a Raft frame or Hello belongs");
+    }
+    assert(rv != 0 || out->body == CODEC_BODY_RAFT ||
+           out->body == CODEC_BODY_HELLO);
+    return rv;
 }
 
 /* ------------------------------------------------------------------------
@@ -924,49 +972,17 @@ int codec_gossip_decode(struct codec_arena *arena, const void *data, size_t len,
     return codec_gossip_decode_ex(arena, data, len, out, NULL, errmsg);
 }
 
-int codec_gossip_decode_ex(struct codec_arena *arena, const void *data,
-                           size_t len, struct codec_gossip *out,
-                           struct codec_gossip_config *cfg, char *errmsg)
+static int decode_gossip(struct codec_arena *arena,
+                         const Tandem__Raft__Frame *f, struct codec_gossip *out,
+                         struct codec_gossip_config *cfg, char *errmsg)
 {
-    ProtobufCAllocator allocator;
-    Tandem__Raft__Frame *f;
     struct codec_gossip_member *ms;
-    const uint8_t *p = data;
-    bool was_full;
-    bool full;
     int rv;
 
-    assert(arena != NULL);
-    assert(out != NULL);
-    assert(data != NULL || len == 0);
-    memset(out, 0, sizeof(*out));
-    if (cfg != NULL) {
-        memset(cfg, 0, sizeof(*cfg));
-    }
-    if (len < CODEC_PREFIX_BYTES ||
-        (size_t)be32_get(p) != len - CODEC_PREFIX_BYTES) {
+    assert(f->body_case == TANDEM__RAFT__FRAME__BODY_MEMBERS);
+    if (f->partition != 0) {
         return fail(CODEC_E_MALFORMED, errmsg,
-                    "gossip frame of %zu bytes has a bad length prefix", len);
-    }
-    allocator.alloc = arena_pb_alloc;
-    allocator.free = arena_pb_free;
-    allocator.allocator_data = arena;
-    was_full = arena->full;
-    arena->full = false;
-    f = tandem__raft__frame__unpack(&allocator, len - CODEC_PREFIX_BYTES,
-                                    p + CODEC_PREFIX_BYTES);
-    full = arena->full;
-    arena->full = was_full || full;
-    if (f == NULL) {
-        return fail(full ? CODEC_E_NOMEM : CODEC_E_MALFORMED, errmsg,
-                    full ? "gossip frame needs more than the arena limit"
-                         : "body is not a valid protobuf Frame");
-    }
-    if (f->body_case != TANDEM__RAFT__FRAME__BODY_MEMBERS ||
-        f->partition != 0) {
-        return fail(CODEC_E_MALFORMED, errmsg,
-                    "not a gossip frame (body %d, partition %u)",
-                    (int)f->body_case, f->partition);
+                    "gossip frame names partition %u", f->partition);
     }
     if (f->members->n_members > CODEC_GOSSIP_MEMBERS_MAX) {
         return fail(CODEC_E_MALFORMED, errmsg,
@@ -1007,4 +1023,24 @@ int codec_gossip_decode_ex(struct codec_arena *arena, const void *data,
         cfg->bytes = cfg->len > 0 ? f->members->cluster_config.data : NULL;
     }
     return 0;
+}
+
+int codec_gossip_decode_ex(struct codec_arena *arena, const void *data,
+                           size_t len, struct codec_gossip *out,
+                           struct codec_gossip_config *cfg, char *errmsg)
+{
+    struct codec_frame frame;
+    int rv = codec_frame_decode_any(arena, data, len, &frame, out, cfg,
+                                    errmsg);
+
+    if (rv == 0 && frame.body != CODEC_BODY_GOSSIP) {
+        memset(out, 0, sizeof(*out));
+        if (cfg != NULL) {
+            memset(cfg, 0, sizeof(*cfg));
+        }
+        return fail(CODEC_E_MALFORMED, errmsg,
+                    "not a gossip frame (body %u, partition %u)",
+                    (unsigned)frame.body, frame.partition);
+    }
+    return rv;
 }

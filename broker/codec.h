@@ -134,6 +134,7 @@ struct codec_hello {
 enum codec_body {
     CODEC_BODY_RAFT = 1,  /* frame.raft is set */
     CODEC_BODY_HELLO = 2, /* frame.hello is set */
+    CODEC_BODY_GOSSIP = 3, /* only from codec_frame_decode_any() */
 };
 
 /* A decoded frame. Every pointer inside points into the arena passed to
@@ -301,6 +302,17 @@ int codec_gossip_encode_ex(struct codec_arena *arena,
  * it, so old and new receivers read the same frames. */
 int codec_gossip_decode_ex(struct codec_arena *arena, const void *data,
                            size_t len, struct codec_gossip *out,
+                           struct codec_gossip_config *cfg, char *errmsg);
+
+/* Decodes any frame a broker connection carries with ONE unpack: a Raft
+ * message or Hello into *out (as codec_frame_decode()), or a gossip frame
+ * (out->body == CODEC_BODY_GOSSIP) into *gossip and *cfg (as
+ * codec_gossip_decode_ex(); cfg may be NULL). Both wrappers are this
+ * function refusing the other kind. Returns 0, CODEC_E_MALFORMED or
+ * CODEC_E_NOMEM with a reason; on failure the outputs are zeroed. */
+int codec_frame_decode_any(struct codec_arena *arena, const void *data,
+                           size_t len, struct codec_frame *out,
+                           struct codec_gossip *gossip,
                            struct codec_gossip_config *cfg, char *errmsg);
 
 #endif /* TANDEM_BROKER_CODEC_H */

@@ -870,11 +870,14 @@ static void conn_frame_handle(struct transport_conn *c, struct raft_buf frame)
 
     assert(c->state == CONN_HELLO || c->state == CONN_ESTABLISHED);
     errmsg[0] = '\0';
-    rv =
-        codec_frame_decode(&t->decode_arena, frame.base, frame.len, &f, errmsg);
-    if (rv == CODEC_E_MALFORMED && c->state == CONN_ESTABLISHED &&
-        codec_gossip_decode_ex(&t->decode_arena, frame.base, frame.len, &g,
-                               &gc, NULL) == 0) {
+    rv = codec_frame_decode_any(&t->decode_arena, frame.base, frame.len, &f,
+                                &g, &gc, errmsg);
+    if (rv == 0 && f.body == CODEC_BODY_GOSSIP) {
+        if (c->state != CONN_ESTABLISHED) {
+            t->stats.protocol_error_count++;
+            conn_close(c, TRANSPORT_LOG_WARN, "gossip before Hello");
+            return;
+        }
         i = transport_member_find(t, c->node_id);
         assert(i > 0);
         transport_member_heard(t, (size_t)i);
