@@ -1,0 +1,2 @@
+/* bpmn.c: being written (see bpmn.h). */
+typedef int tandem_bpmn_unused;

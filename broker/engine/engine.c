@@ -1,0 +1,2 @@
+/* engine.c: being written (see engine.h). */
+typedef int tandem_engine_unused;
