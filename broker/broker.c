@@ -39,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -89,6 +90,13 @@ struct broker_request {
     uint64_t id; /* 0: free slot */
     uint64_t conn_id;
     uint64_t client_id;
+    uint64_t deadline; /* loop time (ms) after which it is answered
+                          DEADLINE_EXCEEDED */
+    /* A distributed command from another partition (conn_id 0): where the
+     * acknowledgement goes. */
+    uint32_t source_partition;
+    uint32_t target_partition;
+    uint64_t distribution_key;
 };
 
 struct broker {
@@ -121,6 +129,8 @@ struct broker {
 
     uv_timer_t tick;
     uv_timer_t snapshot_timer;
+    uint64_t last_expire;     /* loop time of the last request sweep */
+    uint64_t last_distribute; /* loop time distributions were last sent */
     uv_check_t check;
 
     struct broker_request *requests;
@@ -163,49 +173,69 @@ static struct broker_request *request_slot(struct broker *b, uint64_t id)
 }
 
 static uint64_t request_add(struct broker *b, uint64_t conn_id,
-                            uint64_t client_id)
+                            uint64_t client_id, uint64_t deadline)
 {
     for (uint32_t tries = 0; tries < BROKER_REQUESTS_MAX; tries++) {
         uint64_t id = ++b->next_request_id;
         struct broker_request *r = request_slot(b, id);
         if (r->id == 0) {
+            memset(r, 0, sizeof(*r));
             r->id = id;
             r->conn_id = conn_id;
             r->client_id = client_id;
+            r->deadline = deadline;
             return id;
         }
     }
     return 0;
 }
 
-static void request_answer(void *data, uint64_t request_id, int status,
-                           uint64_t key, const char *message)
+static void broker_send_ack(struct broker *b, const struct broker_request *r);
+static void broker_distribute(struct broker *b, uint64_t now);
+
+static void request_answer(void *data, uint64_t request_id,
+                           const Tandem__Command__Response *resp)
 {
     struct broker *b = data;
     struct broker_request *r = request_slot(b, request_id);
+    Tandem__Command__Response copy;
 
     if (r->id != request_id) {
         return; /* not ours, or answered already */
     }
-    if (status == 0) {
-        Tandem__Command__Response resp = TANDEM__COMMAND__RESPONSE__INIT;
-        GatewayProtocol__PublishMessageResponse pub =
-            GATEWAY_PROTOCOL__PUBLISH_MESSAGE_RESPONSE__INIT;
-        pub.key = (int64_t)key;
-        pub.tenantid = (char *)"<default>";
-        resp.id = r->client_id;
-        resp.body_case = TANDEM__COMMAND__RESPONSE__BODY_PUBLISH_MESSAGE;
-        resp.publish_message = &pub;
-        command_api_respond(b->api, r->conn_id, &resp);
+    if (r->conn_id == 0) {
+        /* A distributed command: acknowledge it to the source partition
+         * once processed (even a rejection means "seen"). */
+        broker_send_ack(b, r);
     } else {
-        Tandem__Command__Code code =
-            status == PARTITION_E_NOT_LEADER
-                ? TANDEM__COMMAND__CODE__NOT_LEADER
-                : TANDEM__COMMAND__CODE__DEADLINE_EXCEEDED;
-        command_api_respond_error(b->api, r->conn_id, r->client_id, code, 0,
-                                  message);
+        copy = *resp;
+        copy.id = r->client_id;
+        command_api_respond(b->api, r->conn_id, &copy);
     }
     r->id = 0;
+}
+
+/* Answers every request whose deadline passed (at most every 100 ms). */
+static void broker_expire_requests(struct broker *b, uint64_t now)
+{
+    if (now - b->last_expire < 100) {
+        return;
+    }
+    b->last_expire = now;
+    for (uint32_t i = 0; i < BROKER_REQUESTS_MAX; i++) {
+        struct broker_request *r = &b->requests[i];
+        if (r->id == 0 || r->deadline > now) {
+            continue;
+        }
+        if (r->conn_id != 0) {
+            command_api_respond_error(
+                b->api, r->conn_id, r->client_id,
+                TANDEM__COMMAND__CODE__DEADLINE_EXCEEDED, 0,
+                "the request timed out before its command was committed "
+                "and processed");
+        }
+        r->id = 0;
+    }
 }
 
 /* ------------------------------------------------------------------------
@@ -523,6 +553,14 @@ static void broker_turn(uv_check_t *check)
             broker_collect(b, &b->parts[i]);
         }
     }
+    /* Processing rounds: a leader whose log is applied processes what is
+     * queued; its entry joins this turn's batch. */
+    for (uint32_t i = 0; i < b->part_count; i++) {
+        struct broker_part *bp = &b->parts[i];
+        if (partition_process(&bp->part, broker_now(b)) == 1) {
+            broker_collect(b, bp);
+        }
+    }
     transport_flush(b->transport);
     broker_maybe_commit(b);
 }
@@ -575,6 +613,9 @@ static void broker_tick(uv_timer_t *t)
         struct broker_part *bp = &b->parts[i];
         partition_expire(&bp->part, now);
         broker_update_health(b, bp, now);
+        if (partition_process(&bp->part, now) == 1) {
+            bp->dirty = true; /* timers fired */
+        }
         if (raft_node_deadline(bp->part.raft) <= now) {
             struct raft_event ev;
             memset(&ev, 0, sizeof(ev));
@@ -582,6 +623,8 @@ static void broker_tick(uv_timer_t *t)
             broker_step(b, bp, &ev);
         }
     }
+    broker_expire_requests(b, now);
+    broker_distribute(b, now);
     /* Heartbeats and votes leave now, not after the next poll. */
     broker_turn(&b->check);
 }
@@ -605,7 +648,11 @@ static void broker_snapshot(uv_timer_t *t)
         int rv;
 
         if (applied == 0 || applied <= bp->part.snapshot_index ||
-            bp->part.health == PARTITION_DEAD) {
+            bp->part.health == PARTITION_DEAD ||
+            partition_applied_index(&bp->part) != applied) {
+            /* (after a restart the state may be ahead of raft's applied
+             * index until raft caught up: the snapshot must describe
+             * exactly the index it is labelled with) */
             continue;
         }
         if (partition_snapshot_encode(&bp->part, &data, &len) != 0) {
@@ -795,12 +842,29 @@ out:
     free(psp);
 }
 
-static void broker_publish(struct broker *b, uint64_t conn_id,
-                           const Tandem__Command__Request *req)
+static Tandem__Command__Code broker_code_of(int rv)
 {
-    const GatewayProtocol__PublishMessageRequest *pub = req->publish_message;
+    switch (rv) {
+    case PARTITION_E_NOT_LEADER:
+        return TANDEM__COMMAND__CODE__NOT_LEADER;
+    case PARTITION_E_INVALID:
+        return TANDEM__COMMAND__CODE__INVALID_ARGUMENT;
+    case PARTITION_E_BUSY:
+        return TANDEM__COMMAND__CODE__RESOURCE_EXHAUSTED;
+    case PARTITION_E_NOMEM:
+        return TANDEM__COMMAND__CODE__INTERNAL;
+    default:
+        return TANDEM__COMMAND__CODE__PARTITION_UNAVAILABLE;
+    }
+}
+
+/* Hands a command request to its partition (the leader queues it for the
+ * next processing round; the answer comes from partition_apply()). */
+static void broker_submit(struct broker *b, uint64_t conn_id,
+                          const Tandem__Command__Request *req)
+{
     struct broker_part *bp = broker_part_find(b, req->partition_id);
-    char message[256];
+    char message[512];
     uint64_t request_id;
     uint64_t now = broker_now(b);
     uint64_t timeout = req->timeout_ms > 0 ? req->timeout_ms : 15000;
@@ -815,44 +879,37 @@ static void broker_publish(struct broker *b, uint64_t conn_id,
                                   0, message);
         return;
     }
-    request_id = request_add(b, conn_id, req->id);
+    request_id = request_add(b, conn_id, req->id, now + timeout);
     if (request_id == 0) {
         command_api_respond_error(b->api, conn_id, req->id,
                                   TANDEM__COMMAND__CODE__RESOURCE_EXHAUSTED,
-                                  0, "broker has too many requests in flight");
+                                  0, "Reached maximum capacity of requests "
+                                  "handled");
         return;
     }
-    rv = partition_publish(&bp->part, now, request_id, now + timeout,
-                           pub->name, pub->correlationkey, pub->timetolive,
-                           pub->messageid, pub->variables, message,
-                           sizeof(message));
+    if (req->body_case == TANDEM__COMMAND__REQUEST__BODY_AWAIT_JOBS) {
+        rv = partition_await_jobs(&bp->part, request_id, now + timeout,
+                                  req->await_jobs);
+        snprintf(message, sizeof(message), "partition %u: %s",
+                 req->partition_id, partition_strerror(rv));
+    } else {
+        rv = partition_submit(&bp->part, request_id, req, message,
+                              sizeof(message));
+    }
     if (rv == 0) {
         bp->dirty = true;
         return;
     }
-    request_slot(b, request_id)->id = 0;
-    switch (rv) {
-    case PARTITION_E_NOT_LEADER:
-        command_api_respond_error(
-            b->api, conn_id, req->id, TANDEM__COMMAND__CODE__NOT_LEADER,
-            (uint32_t)raft_node_leader(bp->part.raft), message);
-        break;
-    case PARTITION_E_INVALID:
-        command_api_respond_error(b->api, conn_id, req->id,
-                                  TANDEM__COMMAND__CODE__INVALID_ARGUMENT, 0,
-                                  message);
-        break;
-    case PARTITION_E_BUSY:
-        command_api_respond_error(b->api, conn_id, req->id,
-                                  TANDEM__COMMAND__CODE__RESOURCE_EXHAUSTED,
-                                  0, message);
-        break;
-    default:
-        command_api_respond_error(b->api, conn_id, req->id,
-                                  TANDEM__COMMAND__CODE__PARTITION_UNAVAILABLE,
-                                  0, message);
-        break;
+    if (request_slot(b, request_id)->id != request_id) {
+        return; /* answered already */
     }
+    request_slot(b, request_id)->id = 0;
+    command_api_respond_error(
+        b->api, conn_id, req->id, broker_code_of(rv),
+        rv == PARTITION_E_NOT_LEADER
+            ? (uint32_t)raft_node_leader(bp->part.raft)
+            : 0,
+        message);
 }
 
 static void broker_on_request(void *data, uint64_t conn_id,
@@ -874,14 +931,171 @@ static void broker_on_request(void *data, uint64_t conn_id,
     case TANDEM__COMMAND__REQUEST__BODY_TOPOLOGY:
         broker_answer_topology(b, conn_id, req->id);
         break;
+    case TANDEM__COMMAND__REQUEST__BODY_DISTRIBUTE:
+        command_api_respond_error(b->api, conn_id, req->id,
+                                  TANDEM__COMMAND__CODE__UNIMPLEMENTED, 0,
+                                  "distributed commands travel between "
+                                  "brokers, not through the command API");
+        break;
     case TANDEM__COMMAND__REQUEST__BODY_PUBLISH_MESSAGE:
-        broker_publish(b, conn_id, req);
+    case TANDEM__COMMAND__REQUEST__BODY_DEPLOY_RESOURCE:
+    case TANDEM__COMMAND__REQUEST__BODY_CREATE_PROCESS_INSTANCE:
+    case TANDEM__COMMAND__REQUEST__BODY_CREATE_PROCESS_INSTANCE_WITH_RESULT:
+    case TANDEM__COMMAND__REQUEST__BODY_CANCEL_PROCESS_INSTANCE:
+    case TANDEM__COMMAND__REQUEST__BODY_SET_VARIABLES:
+    case TANDEM__COMMAND__REQUEST__BODY_ACTIVATE_JOBS:
+    case TANDEM__COMMAND__REQUEST__BODY_COMPLETE_JOB:
+    case TANDEM__COMMAND__REQUEST__BODY_FAIL_JOB:
+    case TANDEM__COMMAND__REQUEST__BODY_UPDATE_JOB_RETRIES:
+    case TANDEM__COMMAND__REQUEST__BODY_UPDATE_JOB_TIMEOUT:
+    case TANDEM__COMMAND__REQUEST__BODY_THROW_ERROR:
+    case TANDEM__COMMAND__REQUEST__BODY_RESOLVE_INCIDENT:
+    case TANDEM__COMMAND__REQUEST__BODY_AWAIT_JOBS:
+        broker_submit(b, conn_id, req);
         break;
     default:
         command_api_respond_error(b->api, conn_id, req->id,
                                   TANDEM__COMMAND__CODE__UNIMPLEMENTED, 0,
                                   "this broker does not know the command");
         break;
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Distribution between partitions
+ * --------------------------------------------------------------------- */
+
+/* Sends c to every broker hosting partition (but ourselves, whose
+ * partitions are reached directly). */
+static void broker_send_to_replicas(struct broker *b, uint32_t partition,
+                                    const struct codec_command *c)
+{
+    const struct broker_partition_placement *pp;
+
+    if (partition == 0 || partition > b->placement.partition_count) {
+        return;
+    }
+    pp = &b->placement.partitions[partition - 1];
+    for (uint32_t i = 0; i < pp->replica_count; i++) {
+        uint32_t node = pp->replicas[i].node_id;
+        if (node == b->cfg.node_id) {
+            continue;
+        }
+        (void)transport_send_command(b->transport, (uint32_t)raft_id_of(node),
+                                     partition, c);
+    }
+}
+
+/* A command between partitions, from another broker or from ourselves. */
+static void broker_handle_command(struct broker *b,
+                                  const struct codec_command *c)
+{
+    if (c->ack) {
+        struct broker_part *src = broker_part_find(b, c->source_partition);
+        if (src != NULL &&
+            partition_distribution_acked(&src->part, c->distribution_key,
+                                         c->target_partition) == 0) {
+            src->dirty = true;
+        }
+        return;
+    }
+    {
+        struct broker_part *dst = broker_part_find(b, c->target_partition);
+        Tandem__Command__DistributeRequest d =
+            TANDEM__COMMAND__DISTRIBUTE_REQUEST__INIT;
+        char message[256];
+        uint64_t request_id;
+
+        if (dst == NULL || raft_node_role(dst->part.raft) != RAFT_LEADER) {
+            return; /* the source retries; the leader will answer */
+        }
+        request_id = request_add(b, 0, 0, broker_now(b) + 30000);
+        if (request_id == 0) {
+            return;
+        }
+        {
+            struct broker_request *r = request_slot(b, request_id);
+            r->source_partition = c->source_partition;
+            r->target_partition = c->target_partition;
+            r->distribution_key = c->distribution_key;
+        }
+        d.source_partition_id = c->source_partition;
+        d.distribution_key = c->distribution_key;
+        d.record.data = (uint8_t *)c->record;
+        d.record.len = c->record_len;
+        if (partition_submit_distributed(&dst->part, request_id, &d, message,
+                                         sizeof(message)) != 0) {
+            request_slot(b, request_id)->id = 0;
+            fprintf(stderr, "broker %u: partition %u: distributed command "
+                    "%" PRIu64 " from partition %u refused: %s\n",
+                    b->cfg.node_id, c->target_partition, c->distribution_key,
+                    c->source_partition, message);
+            return;
+        }
+        dst->dirty = true;
+    }
+}
+
+static void broker_on_command(void *data, uint32_t from_node,
+                              uint32_t partition,
+                              const struct codec_command *c)
+{
+    struct broker *b = data;
+    (void)from_node;
+    (void)partition;
+    if (!b->closing) {
+        broker_handle_command(b, c);
+    }
+}
+
+static void broker_send_ack(struct broker *b, const struct broker_request *r)
+{
+    struct codec_command c;
+
+    memset(&c, 0, sizeof(c));
+    c.source_partition = r->source_partition;
+    c.target_partition = r->target_partition;
+    c.distribution_key = r->distribution_key;
+    c.ack = true;
+    broker_send_to_replicas(b, r->source_partition, &c);
+    if (broker_part_find(b, r->source_partition) != NULL) {
+        broker_handle_command(b, &c);
+    }
+}
+
+/* Every leader with distributions not yet acknowledged sends them again
+ * (at most every 500 ms). */
+static void broker_distribute(struct broker *b, uint64_t now)
+{
+    struct engine_distribution dist[16];
+
+    if (now - b->last_distribute < 500) {
+        return;
+    }
+    b->last_distribute = now;
+    for (uint32_t i = 0; i < b->part_count; i++) {
+        struct broker_part *bp = &b->parts[i];
+        size_t n;
+        if (raft_node_role(bp->part.raft) != RAFT_LEADER ||
+            bp->part.health == PARTITION_DEAD) {
+            continue;
+        }
+        n = engine_distributions_pending(bp->part.engine, dist,
+                                         sizeof(dist) / sizeof(dist[0]));
+        for (size_t k = 0; k < n; k++) {
+            struct codec_command c;
+            memset(&c, 0, sizeof(c));
+            c.source_partition = bp->id;
+            c.target_partition = dist[k].partition_id;
+            c.distribution_key = dist[k].distribution_key;
+            c.record = dist[k].record;
+            c.record_len = dist[k].record_len;
+            broker_send_to_replicas(b, c.target_partition, &c);
+            if (broker_part_find(b, c.target_partition) != NULL) {
+                broker_handle_command(b, &c);
+            }
+            free(dist[k].record);
+        }
     }
 }
 
@@ -949,6 +1163,8 @@ static int broker_open_partition(struct broker *b,
     struct storage_state st;
     struct partition_options po;
     struct raft_config config;
+    char state_dir[BROKER_CONFIG_PATH_MAX + 32];
+    char perr[256];
     int rv;
 
     raft_options_default(&o, raft_id_of(b->cfg.node_id));
@@ -997,15 +1213,18 @@ static int broker_open_partition(struct broker *b,
     }
     memset(&po, 0, sizeof(po));
     po.partition_id = hp->partition_id;
+    po.partitions_count = b->placement.partition_count;
     po.node_id = b->cfg.node_id;
     po.broker_version = TANDEM_VERSION;
     po.requests_max = 1024;
     po.answer = request_answer;
     po.answer_data = b;
-    rv = partition_init(&bp->part, &po, raft);
+    snprintf(state_dir, sizeof(state_dir), "%s/state-%u",
+             b->cfg.data_directory, hp->partition_id);
+    po.state_dir = state_dir;
+    rv = partition_init(&bp->part, &po, raft, perr, sizeof(perr));
     if (rv != 0) {
-        snprintf(errmsg, len, "partition %u: %s", hp->partition_id,
-                 partition_strerror(rv));
+        snprintf(errmsg, len, "partition %u: %s", hp->partition_id, perr);
         storage_state_close(&st);
         raft_node_free(raft);
         return rv;
@@ -1013,8 +1232,13 @@ static int broker_open_partition(struct broker *b,
     bp->id = hp->partition_id;
     bp->role = RAFT_FOLLOWER;
     if (st.has_snapshot) {
-        partition_restore(&bp->part, st.snapshot_data.base,
-                          st.snapshot_data.len);
+        /* The state directory normally holds the state at or after the
+         * snapshot (it is kept up to date as entries apply); when it is
+         * older (lost, or a fresh directory), the snapshot replaces it. */
+        if (partition_applied_index(&bp->part) < st.snapshot.index) {
+            partition_restore(&bp->part, st.snapshot_data.base,
+                              st.snapshot_data.len);
+        }
         bp->part.snapshot_index = st.snapshot.index;
     }
     storage_state_close(&st);
@@ -1037,6 +1261,10 @@ int broker_init(uv_loop_t *loop, const struct broker_config *cfg,
     }
     b->loop = loop;
     b->cfg = *cfg;
+    /* Request ids name the request in the log (request_id of a command),
+     * so they must not repeat across restarts of this broker: start from
+     * the clock. */
+    b->next_request_id = (uint64_t)time(NULL) << 22;
     snprintf(b->advertised, sizeof(b->advertised), "%s",
              cfg->advertised_host[0] != '\0' ? cfg->advertised_host
              : strcmp(cfg->host, "0.0.0.0") == 0 ? "127.0.0.1"
@@ -1172,6 +1400,7 @@ int broker_start(struct broker *b, char *errmsg, size_t errmsg_len)
     to.version = TANDEM_VERSION;
     memset(&tc, 0, sizeof(tc));
     tc.on_raft = broker_on_raft;
+    tc.on_command = broker_on_command;
     tc.data = b;
     rv = transport_init(b->loop, &b->transport, &to, &tc);
     if (rv != 0) {

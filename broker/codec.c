@@ -491,6 +491,34 @@ int codec_raft_encode(struct codec_arena *arena, uint32_t partition,
     return frame_pack(arena, &f, frame_bytes_max, frame);
 }
 
+int codec_command_encode(struct codec_arena *arena, uint32_t partition,
+                         const struct codec_command *c,
+                         size_t frame_bytes_max, struct raft_buf *frame)
+{
+    Tandem__Raft__Frame f = TANDEM__RAFT__FRAME__INIT;
+    Tandem__Raft__PartitionCommand pc = TANDEM__RAFT__PARTITION_COMMAND__INIT;
+
+    assert(arena != NULL);
+    assert(c != NULL);
+    assert(frame != NULL);
+    frame->base = NULL;
+    frame->len = 0;
+    if (partition == 0 || c->source_partition == 0 ||
+        c->target_partition == 0 || (!c->ack && c->record_len == 0)) {
+        return CODEC_E_INVALID;
+    }
+    pc.source_partition = c->source_partition;
+    pc.target_partition = c->target_partition;
+    pc.distribution_key = c->distribution_key;
+    pc.record.data = (uint8_t *)c->record;
+    pc.record.len = c->record_len;
+    pc.ack = c->ack;
+    f.partition = partition;
+    f.body_case = TANDEM__RAFT__FRAME__BODY_COMMAND;
+    f.command = &pc;
+    return frame_pack(arena, &f, frame_bytes_max, frame);
+}
+
 int codec_hello_encode(struct codec_arena *arena,
                        const struct codec_hello *hello, struct raft_buf *frame)
 {
@@ -752,6 +780,24 @@ int codec_frame_decode_any(struct codec_arena *arena, const void *data,
         out->body = CODEC_BODY_GOSSIP;
         rv = decode_gossip(arena, f, gossip, cfg, errmsg);
         break;
+    case TANDEM__RAFT__FRAME__BODY_COMMAND:
+        out->body = CODEC_BODY_COMMAND;
+        if (f->partition == 0 || f->command->source_partition == 0 ||
+            f->command->target_partition == 0 ||
+            (!f->command->ack && f->command->record.len == 0)) {
+            rv = fail(CODEC_E_MALFORMED, errmsg,
+                      "partition command without partitions or record");
+            break;
+        }
+        out->command.source_partition = f->command->source_partition;
+        out->command.target_partition = f->command->target_partition;
+        out->command.distribution_key = f->command->distribution_key;
+        out->command.record = f->command->record.len > 0
+                                  ? f->command->record.data
+                                  : NULL;
+        out->command.record_len = f->command->record.len;
+        out->command.ack = f->command->ack;
+        break;
     case TANDEM__RAFT__FRAME__BODY__NOT_SET:
     default:
         rv = fail(CODEC_E_MALFORMED, errmsg, "frame has no body");
@@ -782,7 +828,7 @@ int codec_frame_decode(struct codec_arena *arena, const void *data, size_t len,
                     "a gossip frame where a Raft frame or Hello belongs");
     }
     assert(rv != 0 || out->body == CODEC_BODY_RAFT ||
-           out->body == CODEC_BODY_HELLO);
+           out->body == CODEC_BODY_HELLO || out->body == CODEC_BODY_COMMAND);
     return rv;
 }
 

@@ -135,15 +135,28 @@ enum codec_body {
     CODEC_BODY_RAFT = 1,  /* frame.raft is set */
     CODEC_BODY_HELLO = 2, /* frame.hello is set */
     CODEC_BODY_GOSSIP = 3, /* only from codec_frame_decode_any() */
+    CODEC_BODY_COMMAND = 4, /* frame.command is set */
 };
 
 /* A decoded frame. Every pointer inside points into the arena passed to
  * codec_frame_decode(). Fields of the other body are zero. */
+/* A command between partitions (proto/raft.proto PartitionCommand). */
+struct codec_command {
+    uint32_t source_partition;
+    uint32_t target_partition;
+    uint64_t distribution_key;
+    const void *record; /* packed tandem.record.Record; NULL for acks */
+    size_t record_len;
+    bool ack;
+};
+
 struct codec_frame {
     uint32_t partition;       /* partition id; 0 for Hello */
     uint8_t body;             /* enum codec_body */
     struct raft_message raft; /* when body == CODEC_BODY_RAFT */
     struct codec_hello hello; /* when body == CODEC_BODY_HELLO */
+    struct codec_command command; /* when body == CODEC_BODY_COMMAND;
+                                     record points into the arena */
 };
 
 /* Checks the structure of a message, as encode does before writing and
@@ -173,6 +186,13 @@ int codec_raft_encode(struct codec_arena *arena, uint32_t partition,
  * CODEC_E_NOMEM. */
 int codec_hello_encode(struct codec_arena *arena,
                        const struct codec_hello *hello, struct raft_buf *frame);
+
+/* Encodes a PartitionCommand frame for partition into arena. Returns 0,
+ * CODEC_E_INVALID (no partitions, or neither record nor ack),
+ * CODEC_E_TOO_BIG, CODEC_E_NOMEM. */
+int codec_command_encode(struct codec_arena *arena, uint32_t partition,
+                         const struct codec_command *c,
+                         size_t frame_bytes_max, struct raft_buf *frame);
 
 /* Decodes one complete frame (prefix included, as codec_splitter_feed()
  * returns it) into *out. Payloads are copied into the arena, so data may

@@ -10,8 +10,13 @@
  *      ignored, like Spring's relaxed binding) and parsed into the field.
  *   3. Each TANDEM_BROKER_* environment variable is matched against the
  *      table's environment names and parsed the same way, overriding YAML.
- *   4. nodeId is derived from podOrdinal if it was not given, then every
- *      rule is checked.
+ *   4. Derived values: podOrdinal from the host name when
+ *      cluster.nodeIdFromHostname is set (pod-style "<name>-<ordinal>";
+ *      the host name from the `hostname` key, else HOSTNAME in the passed
+ *      environment, else gethostname()), nodeId from podOrdinal if nodeId
+ *      was not given, and initialContactPoints from
+ *      cluster.initialContactPointsTemplate (one entry per broker of every
+ *      region); then every rule is checked.
  *
  * Each key remembers where its value came from (struct origin), so an error
  * names the YAML line or the environment variable as well as the key.
@@ -28,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <yaml.h>
 
@@ -51,6 +57,7 @@ enum key_type {
     TYPE_SIZE,     /* uint64_t bytes */
     TYPE_STRING,   /* char[size] */
     TYPE_CONTACTS, /* contact_points[] and contact_point_count */
+    TYPE_NAMES,    /* region_namespaces[][] and region_namespace_count */
 };
 
 enum key_id {
@@ -66,6 +73,9 @@ enum key_id {
     K_REGIONS,
     K_REGION_ID,
     K_POD_ORDINAL,
+    K_NODE_ID_FROM_HOSTNAME,
+    K_CONTACT_POINTS_TEMPLATE,
+    K_REGION_NAMESPACES,
     K_HOST,
     K_ADVERTISED_HOST,
     K_COMMAND_API_PORT,
@@ -78,6 +88,7 @@ enum key_id {
     K_DATA_DIRECTORY,
     K_SNAPSHOT_PERIOD,
     K_LOG_SEGMENT_SIZE,
+    K_HOSTNAME,
     KEY_COUNT
 };
 
@@ -125,6 +136,12 @@ static const struct key keys[KEY_COUNT] = {
     [K_POD_ORDINAL] = {"cluster.podOrdinal", TYPE_OPT_UINT, FIELD(pod_ordinal),
                        0, FIELD(pod_ordinal_set), 0,
                        BROKER_CLUSTER_SIZE_MAX - 1},
+    [K_NODE_ID_FROM_HOSTNAME] = {"cluster.nodeIdFromHostname", TYPE_BOOL,
+                                 NUM(node_id_from_hostname, 0, 1)},
+    [K_CONTACT_POINTS_TEMPLATE] = {"cluster.initialContactPointsTemplate",
+                                   TYPE_STRING, STR(contact_point_template)},
+    [K_REGION_NAMESPACES] = {"cluster.regionNamespaces", TYPE_NAMES,
+                             NUM(region_namespaces, 0, 0)},
     [K_HOST] = {"network.host", TYPE_STRING, STR(host)},
     [K_ADVERTISED_HOST] = {"network.advertisedHost", TYPE_STRING,
                            STR(advertised_host)},
@@ -147,6 +164,7 @@ static const struct key keys[KEY_COUNT] = {
                                BROKER_CONFIG_DURATION_MS_MAX)},
     [K_LOG_SEGMENT_SIZE] = {"data.logSegmentSize", TYPE_SIZE,
                             NUM(log_segment_bytes, MIB(1), GIB(16))},
+    [K_HOSTNAME] = {"hostname", TYPE_STRING, STR(hostname)},
 };
 
 _Static_assert(BROKER_CLUSTER_SIZE_MAX - 1 <= BROKER_NODE_ID_MAX,
@@ -555,6 +573,24 @@ static int host_valid(const char *host, size_t len)
     return 1;
 }
 
+/* A Kubernetes namespace: an RFC 1123 label (lower-case letters, digits
+ * and '-', starting and ending with a letter or digit, 1 to
+ * BROKER_CONFIG_NAMESPACE_MAX characters). */
+static int label_valid(const char *text, size_t len)
+{
+    if (len == 0 || len > BROKER_CONFIG_NAMESPACE_MAX) {
+        return 0;
+    }
+    for (size_t k = 0; k < len; k++) {
+        unsigned char c = (unsigned char)text[k];
+        int alnum = ascii_digit(c) || (c >= 'a' && c <= 'z');
+        if (!alnum && !(c == '-' && k > 0 && k + 1 < len)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* "host:port" or "[ipv6]:port", port 1..65535. */
 static int contact_parse(const char *text, size_t len,
                          struct broker_contact_point *out)
@@ -613,6 +649,8 @@ static const char *type_name(enum key_type type)
         return "a string";
     case TYPE_CONTACTS:
         return "a list of host:port";
+    case TYPE_NAMES:
+        return "a list of namespace names";
     }
     return "?";
 }
@@ -637,23 +675,58 @@ static void *field(struct broker_config *cfg, const struct key *k)
     return (char *)cfg + k->offset;
 }
 
-/* Appends one contact point given as text to key K_CONTACT_POINTS. */
-static int contact_add(struct load *ld, const char *text, size_t len)
+/* Empties the list of key id (TYPE_CONTACTS or TYPE_NAMES). */
+static void list_clear(struct broker_config *cfg, enum key_id id)
+{
+    if (keys[id].type == TYPE_CONTACTS) {
+        memset(cfg->contact_points, 0, sizeof(cfg->contact_points));
+        cfg->contact_point_count = 0;
+    } else {
+        assert(keys[id].type == TYPE_NAMES);
+        memset(cfg->region_namespaces, 0, sizeof(cfg->region_namespaces));
+        cfg->region_namespace_count = 0;
+    }
+}
+
+/* Appends one entry given as text to the list of key id: a host:port to
+ * K_CONTACT_POINTS, a namespace to K_REGION_NAMESPACES. */
+static int list_add(struct load *ld, enum key_id id, const char *text,
+                    size_t len)
 {
     struct broker_config *cfg = ld->cfg;
     char shown[SHOWN_VALUE_MAX + 8];
 
+    if (keys[id].type == TYPE_NAMES) {
+        if (cfg->region_namespace_count == BROKER_CONFIG_REGIONS_MAX) {
+            return key_fail(ld->err, ld->err_len, ld->origins, ld->source, id,
+                            BROKER_CONFIG_E_INVALID,
+                            "more than %d entries (one per region)",
+                            BROKER_CONFIG_REGIONS_MAX);
+        }
+        if (!label_valid(text, len)) {
+            value_show(shown, sizeof(shown), text, len);
+            return key_fail(ld->err, ld->err_len, ld->origins, ld->source, id,
+                            BROKER_CONFIG_E_TYPE,
+                            "expected a namespace name (lower-case letters, "
+                            "digits and '-', at most %d characters), got "
+                            "\"%s\"",
+                            BROKER_CONFIG_NAMESPACE_MAX, shown);
+        }
+        memcpy(cfg->region_namespaces[cfg->region_namespace_count], text, len);
+        cfg->region_namespace_count++;
+        return 0;
+    }
+    assert(keys[id].type == TYPE_CONTACTS);
     if (cfg->contact_point_count == BROKER_CONFIG_CONTACT_POINTS_MAX) {
-        return key_fail(ld->err, ld->err_len, ld->origins, ld->source,
-                        K_CONTACT_POINTS, BROKER_CONFIG_E_INVALID,
-                        "more than %d entries",
+        return key_fail(ld->err, ld->err_len, ld->origins, ld->source, id,
+                        BROKER_CONFIG_E_INVALID, "more than %d entries",
                         BROKER_CONFIG_CONTACT_POINTS_MAX);
     }
     if (!contact_parse(text, len,
                        &cfg->contact_points[cfg->contact_point_count])) {
         value_show(shown, sizeof(shown), text, len);
-        return key_fail(ld->err, ld->err_len, ld->origins, ld->source,
-                        K_CONTACT_POINTS, BROKER_CONFIG_E_TYPE,
+        return key_fail(ld->err, ld->err_len, ld->origins, ld->source, id,
+                        BROKER_CONFIG_E_TYPE,
                         "expected host:port (IPv6 as [addr]:port, port "
                         "1..65535), got \"%s\"",
                         shown);
@@ -662,16 +735,16 @@ static int contact_add(struct load *ld, const char *text, size_t len)
     return 0;
 }
 
-/* Sets the contact point list from a comma-separated string (the form
- * used by environment variables and accepted as a YAML scalar). Spaces
- * around entries are ignored; an empty string is an empty list. */
-static int contacts_set_csv(struct load *ld, const char *text, size_t len)
+/* Sets the list of key id from a comma-separated string (the form used by
+ * environment variables and accepted as a YAML scalar). Spaces around
+ * entries are ignored; an empty string is an empty list. */
+static int list_set_csv(struct load *ld, enum key_id id, const char *text,
+                        size_t len)
 {
     size_t start = 0;
     int rv;
 
-    memset(ld->cfg->contact_points, 0, sizeof(ld->cfg->contact_points));
-    ld->cfg->contact_point_count = 0;
+    list_clear(ld->cfg, id);
     while (len > 0 && text[len - 1] == ' ') {
         len--;
     }
@@ -695,7 +768,7 @@ static int contacts_set_csv(struct load *ld, const char *text, size_t len)
         while (b > a && text[b - 1] == ' ') {
             b--;
         }
-        rv = contact_add(ld, text + a, b - a);
+        rv = list_add(ld, id, text + a, b - a);
         if (rv != 0) {
             return rv;
         }
@@ -757,7 +830,8 @@ static int key_set(struct load *ld, enum key_id id, const char *text,
         memcpy(field(cfg, k), text, len);
         return 0;
     case TYPE_CONTACTS:
-        return contacts_set_csv(ld, text, len);
+    case TYPE_NAMES:
+        return list_set_csv(ld, id, text, len);
     }
     if (pr == PARSE_BAD) {
         return key_fail(ld->err, ld->err_len, ld->origins, ld->source, id,
@@ -796,6 +870,7 @@ static int key_set(struct load *ld, enum key_id id, const char *text,
         break;
     case TYPE_STRING:
     case TYPE_CONTACTS:
+    case TYPE_NAMES:
         assert(0);
         break;
     }
@@ -1028,7 +1103,8 @@ static int walk_key(struct walk *w, const yaml_event_t *ev, int is_null)
 
 static int walk_node(struct walk *w, yaml_event_t *ev, size_t depth);
 
-/* A block or flow sequence: only contact points take a list, of scalars. */
+/* A block or flow sequence: only the list keys (contact points, region
+ * namespaces) take one, of scalars. */
 static int walk_sequence(struct walk *w, yaml_event_t *start)
 {
     int id = walk_key(w, start, 0);
@@ -1038,13 +1114,12 @@ static int walk_sequence(struct walk *w, yaml_event_t *start)
         return id;
     }
     assert(id < KEY_COUNT);
-    if (keys[id].type != TYPE_CONTACTS) {
+    if (keys[id].type != TYPE_CONTACTS && keys[id].type != TYPE_NAMES) {
         return key_fail(w->ld->err, w->ld->err_len, w->ld->origins,
                         w->ld->source, (enum key_id)id, BROKER_CONFIG_E_TYPE,
                         "expected %s, got a list", type_name(keys[id].type));
     }
-    memset(w->ld->cfg->contact_points, 0, sizeof(w->ld->cfg->contact_points));
-    w->ld->cfg->contact_point_count = 0;
+    list_clear(w->ld->cfg, (enum key_id)id);
     for (;;) {
         yaml_event_t ev;
         rv = walk_next(w, &ev);
@@ -1059,12 +1134,15 @@ static int walk_sequence(struct walk *w, yaml_event_t *start)
             rv = walk_item_fail(w, &ev, BROKER_CONFIG_E_TYPE,
                                 ev.type == YAML_ALIAS_EVENT
                                     ? "aliases are not supported"
-                                    : "expected a list of host:port strings");
+                                : keys[id].type == TYPE_CONTACTS
+                                    ? "expected a list of host:port strings"
+                                    : "expected a list of namespace names");
             yaml_event_delete(&ev);
             return rv;
         }
-        rv = contact_add(w->ld, (const char *)ev.data.scalar.value,
-                         ev.data.scalar.length);
+        rv =
+            list_add(w->ld, (enum key_id)id, (const char *)ev.data.scalar.value,
+                     ev.data.scalar.length);
         yaml_event_delete(&ev);
         if (rv != 0) {
             return rv;
@@ -1168,7 +1246,7 @@ static int walk_node(struct walk *w, yaml_event_t *ev, size_t depth)
             return id < 0 ? id : 0;
         }
         if (scalar_null(ev) && keys[id].type != TYPE_STRING &&
-            keys[id].type != TYPE_CONTACTS) {
+            keys[id].type != TYPE_CONTACTS && keys[id].type != TYPE_NAMES) {
             return key_fail(w->ld->err, w->ld->err_len, w->ld->origins,
                             w->ld->source, (enum key_id)id,
                             BROKER_CONFIG_E_TYPE, "expected %s, got null",
@@ -1353,6 +1431,325 @@ static int env_apply(struct load *ld, char *const *envp)
 }
 
 /* ------------------------------------------------------------------------
+ * Derived values: the pod ordinal from the host name, the contact points
+ * from a template
+ * --------------------------------------------------------------------- */
+
+int broker_config_hostname_ordinal(const char *hostname, uint32_t *ordinal)
+{
+    size_t len;
+    size_t digits;
+    const char *dot;
+    uint64_t v = 0;
+
+    assert(hostname != NULL);
+    assert(ordinal != NULL);
+    len = strnlen(hostname, BROKER_CONFIG_HOST_MAX + 1);
+    if (!host_valid(hostname, len)) {
+        return BROKER_CONFIG_E_INVALID;
+    }
+    dot = memchr(hostname, '.', len);
+    if (dot != NULL) {
+        len = (size_t)(dot - hostname); /* the first label only */
+    }
+    digits = len;
+    while (digits > 0 && ascii_digit((unsigned char)hostname[digits - 1])) {
+        digits--;
+    }
+    /* hostname[digits - 1] must be the '-' after a non-empty name, and
+     * at least one digit must follow it. */
+    if (digits < 2 || digits == len || hostname[digits - 1] != '-') {
+        return BROKER_CONFIG_E_INVALID;
+    }
+    if (hostname[digits] == '0' && len - digits > 1) {
+        return BROKER_CONFIG_E_INVALID; /* "web-01" is no pod ordinal */
+    }
+    if (uint_parse(hostname + digits, len - digits, 0,
+                   BROKER_CLUSTER_SIZE_MAX - 1, &v) != PARSE_OK) {
+        return BROKER_CONFIG_E_INVALID;
+    }
+    assert(v < BROKER_CLUSTER_SIZE_MAX);
+    *ordinal = (uint32_t)v;
+    return 0;
+}
+
+int broker_config_contact_expand(const struct broker_config *cfg,
+                                 uint32_t node_id, char *out, size_t cap,
+                                 char *err, size_t err_len)
+{
+    const char *t;
+    size_t n = 0;
+    size_t k = 0;
+
+    assert(cfg != NULL);
+    assert(out != NULL);
+    assert(cap > 0);
+    assert(cfg->regions >= 1);
+    t = cfg->contact_point_template;
+    while (t[k] != '\0') {
+        char piece[BROKER_CONFIG_NAMESPACE_MAX + 1];
+        size_t plen;
+        if (t[k] == '}') {
+            report(err, err_len, "'}' at character %zu has no '{'", k + 1);
+            return BROKER_CONFIG_E_INVALID;
+        }
+        if (t[k] != '{') {
+            piece[0] = t[k];
+            plen = 1;
+            k++;
+        } else {
+            const char *close = strchr(t + k, '}');
+            const char *name = t + k + 1;
+            size_t name_len;
+            uint32_t region = node_id % cfg->regions;
+            if (close == NULL) {
+                report(err, err_len, "'{' at character %zu is not closed",
+                       k + 1);
+                return BROKER_CONFIG_E_INVALID;
+            }
+            name_len = (size_t)(close - name);
+            if (name_len == 6 && memcmp(name, "nodeId", 6) == 0) {
+                plen = (size_t)snprintf(piece, sizeof(piece), "%u", node_id);
+            } else if (name_len == 7 && memcmp(name, "ordinal", 7) == 0) {
+                plen = (size_t)snprintf(piece, sizeof(piece), "%u",
+                                        node_id / cfg->regions);
+            } else if (name_len == 6 && memcmp(name, "region", 6) == 0) {
+                plen = (size_t)snprintf(piece, sizeof(piece), "%u", region);
+            } else if (name_len == 9 && memcmp(name, "namespace", 9) == 0) {
+                if (region >= cfg->region_namespace_count) {
+                    report(err, err_len,
+                           "{namespace} needs " ROOT "cluster.regionNamespaces"
+                           " to name region %u's namespace (it has %u "
+                           "entries)",
+                           region, cfg->region_namespace_count);
+                    return BROKER_CONFIG_E_INVALID;
+                }
+                plen = strnlen(cfg->region_namespaces[region],
+                               sizeof(cfg->region_namespaces[region]));
+                assert(plen < sizeof(piece));
+                memcpy(piece, cfg->region_namespaces[region], plen);
+            } else {
+                char shown[SHOWN_VALUE_MAX + 8];
+                value_show(shown, sizeof(shown), name, name_len);
+                report(err, err_len,
+                       "unknown placeholder {%s} (known: {nodeId}, "
+                       "{ordinal}, {region}, {namespace})",
+                       shown);
+                return BROKER_CONFIG_E_INVALID;
+            }
+            k = (size_t)(close - t) + 1;
+        }
+        assert(plen < sizeof(piece));
+        if (n + plen >= cap) {
+            report(err, err_len, "expands to more than %zu characters",
+                   cap - 1);
+            return BROKER_CONFIG_E_INVALID;
+        }
+        memcpy(out + n, piece, plen);
+        n += plen;
+    }
+    out[n] = '\0';
+    return 0;
+}
+
+/* Where the host name came from, for messages. */
+enum hostname_source { HOSTNAME_KEY, HOSTNAME_ENV, HOSTNAME_SYSTEM };
+
+/* Fills cfg->hostname, unless the `hostname` key gave it, from HOSTNAME in
+ * envp, else from gethostname(). */
+static int hostname_resolve(struct load *ld, char *const *envp,
+                            enum hostname_source *src)
+{
+    struct broker_config *cfg = ld->cfg;
+    char buf[BROKER_CONFIG_HOST_MAX + 2];
+
+    if (cfg->hostname[0] != '\0') {
+        *src = HOSTNAME_KEY;
+        return 0;
+    }
+    for (char *const *e = envp; e != NULL && *e != NULL; e++) {
+        const char *v = *e + strlen("HOSTNAME=");
+        if (strncmp(*e, "HOSTNAME=", strlen("HOSTNAME=")) != 0 || *v == '\0') {
+            continue;
+        }
+        if (strlen(v) > BROKER_CONFIG_HOST_MAX) {
+            return key_fail(ld->err, ld->err_len, ld->origins, ld->source,
+                            K_NODE_ID_FROM_HOSTNAME, BROKER_CONFIG_E_INVALID,
+                            "the host name in env HOSTNAME is longer than "
+                            "%d bytes",
+                            BROKER_CONFIG_HOST_MAX);
+        }
+        snprintf(cfg->hostname, sizeof(cfg->hostname), "%s", v);
+        *src = HOSTNAME_ENV;
+        return 0;
+    }
+    memset(buf, 0, sizeof(buf));
+    if (gethostname(buf, sizeof(buf) - 1) != 0 || buf[0] == '\0' ||
+        strlen(buf) > BROKER_CONFIG_HOST_MAX) {
+        /* UNTESTED: gethostname fails only with a too small buffer */
+        return key_fail(ld->err, ld->err_len, ld->origins, ld->source,
+                        K_NODE_ID_FROM_HOSTNAME, BROKER_CONFIG_E_INVALID,
+                        "no host name: set " ROOT "hostname (env " ENV_PREFIX
+                        "HOSTNAME) or HOSTNAME");
+    }
+    memcpy(cfg->hostname, buf, strlen(buf) + 1);
+    *src = HOSTNAME_SYSTEM;
+    return 0;
+}
+
+/* podOrdinal from the host name (cluster.nodeIdFromHostname), unless
+ * nodeId was given (an explicit nodeId wins, as in Helm's startup.sh). */
+static int derive_pod_ordinal(struct load *ld, char *const *envp)
+{
+    struct broker_config *cfg = ld->cfg;
+    enum hostname_source src = HOSTNAME_KEY;
+    char where[ENV_NAME_MAX + 64 + 2 * 24];
+    char from[sizeof(where) + 64];
+    char shown[SHOWN_VALUE_MAX + 8];
+    int rv;
+
+    if (!cfg->node_id_from_hostname ||
+        ld->origins[K_NODE_ID].kind != ORIGIN_DEFAULT) {
+        return 0;
+    }
+    if (cfg->pod_ordinal_set) {
+        origin_format(where, sizeof(where), &ld->origins[K_POD_ORDINAL],
+                      ld->source);
+        return key_fail(ld->err, ld->err_len, ld->origins, ld->source,
+                        K_NODE_ID_FROM_HOSTNAME, BROKER_CONFIG_E_INVALID,
+                        "conflicts with " ROOT "cluster.podOrdinal%s: set "
+                        "one of them",
+                        where);
+    }
+    rv = hostname_resolve(ld, envp, &src);
+    if (rv != 0) {
+        return rv;
+    }
+    if (src == HOSTNAME_KEY) {
+        origin_format(where, sizeof(where), &ld->origins[K_HOSTNAME],
+                      ld->source);
+        snprintf(from, sizeof(from), "from " ROOT "hostname%s", where);
+    } else {
+        snprintf(from, sizeof(from), "from %s",
+                 src == HOSTNAME_ENV ? "env HOSTNAME" : "gethostname()");
+    }
+    if (broker_config_hostname_ordinal(cfg->hostname, &cfg->pod_ordinal) != 0) {
+        value_show(shown, sizeof(shown), cfg->hostname, strlen(cfg->hostname));
+        return key_fail(ld->err, ld->err_len, ld->origins, ld->source,
+                        K_NODE_ID_FROM_HOSTNAME, BROKER_CONFIG_E_INVALID,
+                        "host name \"%s\" (%s) does not end in "
+                        "-<ordinal> (0 to %d, no leading zeros) as a "
+                        "StatefulSet pod's does, e.g. tandem-broker-2",
+                        shown, from, BROKER_CLUSTER_SIZE_MAX - 1);
+    }
+    cfg->pod_ordinal_set = true;
+    cfg->pod_ordinal_from_hostname = true;
+    return 0;
+}
+
+/* nodeId = podOrdinal * regions + regionId when nodeId was not given. */
+static int derive_node_id(struct load *ld)
+{
+    struct broker_config *cfg = ld->cfg;
+    uint64_t id;
+    char shown[SHOWN_VALUE_MAX + 8];
+
+    if (!cfg->pod_ordinal_set ||
+        ld->origins[K_NODE_ID].kind != ORIGIN_DEFAULT) {
+        return 0;
+    }
+    /* Helm's formula. The factors are range-checked, so it cannot wrap in
+     * 64 bits. */
+    id = (uint64_t)cfg->pod_ordinal * cfg->regions + cfg->region_id;
+    if (id >= cfg->cluster_size) {
+        if (cfg->pod_ordinal_from_hostname) {
+            value_show(shown, sizeof(shown), cfg->hostname,
+                       strlen(cfg->hostname));
+            return key_fail(ld->err, ld->err_len, ld->origins, ld->source,
+                            K_NODE_ID_FROM_HOSTNAME, BROKER_CONFIG_E_INVALID,
+                            "host name \"%s\" gives nodeId %llu (podOrdinal "
+                            "%u * regions %u + regionId %u), which must be "
+                            "less than clusterSize (%u)",
+                            shown, (unsigned long long)id, cfg->pod_ordinal,
+                            cfg->regions, cfg->region_id, cfg->cluster_size);
+        }
+        return key_fail(ld->err, ld->err_len, ld->origins, ld->source,
+                        K_POD_ORDINAL, BROKER_CONFIG_E_INVALID,
+                        "gives nodeId %llu (podOrdinal %u * regions %u + "
+                        "regionId %u), which must be less than "
+                        "clusterSize (%u)",
+                        (unsigned long long)id, cfg->pod_ordinal, cfg->regions,
+                        cfg->region_id, cfg->cluster_size);
+    }
+    cfg->node_id = (uint32_t)id;
+    cfg->node_id_derived = true;
+    return 0;
+}
+
+/* initialContactPoints from initialContactPointsTemplate: one entry per
+ * node id 0..clusterSize-1, i.e. every broker of every region. */
+static int derive_contact_points(struct load *ld)
+{
+    struct broker_config *cfg = ld->cfg;
+    const char *t = cfg->contact_point_template;
+    char where[ENV_NAME_MAX + 64 + 2 * 24];
+    char reason[256];
+    char buf[BROKER_CONFIG_TEMPLATE_MAX + 2 * BROKER_CONFIG_NAMESPACE_MAX];
+    char shown[SHOWN_VALUE_MAX + 8];
+
+    if (t[0] == '\0') {
+        return 0;
+    }
+    if (ld->origins[K_CONTACT_POINTS].kind != ORIGIN_DEFAULT) {
+        origin_format(where, sizeof(where), &ld->origins[K_CONTACT_POINTS],
+                      ld->source);
+        return key_fail(ld->err, ld->err_len, ld->origins, ld->source,
+                        K_CONTACT_POINTS_TEMPLATE, BROKER_CONFIG_E_INVALID,
+                        "conflicts with " ROOT
+                        "cluster.initialContactPoints%s: set one of them",
+                        where);
+    }
+    if (cfg->cluster_size > BROKER_CONFIG_CONTACT_POINTS_MAX) {
+        return key_fail(ld->err, ld->err_len, ld->origins, ld->source,
+                        K_CONTACT_POINTS_TEMPLATE, BROKER_CONFIG_E_INVALID,
+                        "gives one contact point per broker, and clusterSize "
+                        "(%u) is more than %d",
+                        cfg->cluster_size, BROKER_CONFIG_CONTACT_POINTS_MAX);
+    }
+    memset(cfg->contact_points, 0, sizeof(cfg->contact_points));
+    cfg->contact_point_count = 0;
+    for (uint32_t n = 0; n < cfg->cluster_size; n++) {
+        struct broker_contact_point *cp = &cfg->contact_points[n];
+        if (broker_config_contact_expand(cfg, n, buf, sizeof(buf), reason,
+                                         sizeof(reason)) != 0) {
+            return key_fail(ld->err, ld->err_len, ld->origins, ld->source,
+                            K_CONTACT_POINTS_TEMPLATE, BROKER_CONFIG_E_INVALID,
+                            "%s", reason);
+        }
+        if (!contact_parse(buf, strlen(buf), cp)) {
+            value_show(shown, sizeof(shown), buf, strlen(buf));
+            return key_fail(ld->err, ld->err_len, ld->origins, ld->source,
+                            K_CONTACT_POINTS_TEMPLATE, BROKER_CONFIG_E_INVALID,
+                            "gives \"%s\" for nodeId %u, which is not a "
+                            "host:port (IPv6 as [addr]:port, port 1..65535)",
+                            shown, n);
+        }
+        cfg->contact_point_count++;
+    }
+    /* Checked after the expansion, so that a malformed placeholder is
+     * reported as such. */
+    if (strstr(t, "{ordinal}") == NULL && strstr(t, "{nodeId}") == NULL) {
+        return key_fail(ld->err, ld->err_len, ld->origins, ld->source,
+                        K_CONTACT_POINTS_TEMPLATE, BROKER_CONFIG_E_INVALID,
+                        "must contain {ordinal} or {nodeId}, else every "
+                        "broker gets the same address");
+    }
+    cfg->contact_points_derived = true;
+    assert(cfg->contact_point_count == cfg->cluster_size);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
  * Validation
  * --------------------------------------------------------------------- */
 
@@ -1417,6 +1814,49 @@ static int check_ranges(const struct check *c)
     return 0;
 }
 
+/* The contact points derived from the template equal its expansion. */
+static int check_contact_template(const struct check *c)
+{
+    const struct broker_config *cfg = c->cfg;
+    char buf[BROKER_CONFIG_TEMPLATE_MAX + 2 * BROKER_CONFIG_NAMESPACE_MAX];
+    char reason[256];
+
+    if (cfg->contact_point_template[0] == '\0') {
+        if (cfg->contact_points_derived) {
+            return CHECK_FAIL(c, K_CONTACT_POINTS,
+                              "marked as derived but "
+                              "initialContactPointsTemplate is empty");
+        }
+        return 0;
+    }
+    if (!cfg->contact_points_derived) {
+        return CHECK_FAIL(c, K_CONTACT_POINTS_TEMPLATE,
+                          "is set but initialContactPoints were not expanded "
+                          "from it");
+    }
+    if (cfg->contact_point_count != cfg->cluster_size) {
+        return CHECK_FAIL(c, K_CONTACT_POINTS,
+                          "must have clusterSize (%u) entries when derived "
+                          "from initialContactPointsTemplate, has %u",
+                          cfg->cluster_size, cfg->contact_point_count);
+    }
+    for (uint32_t n = 0; n < cfg->contact_point_count; n++) {
+        struct broker_contact_point cp;
+        if (broker_config_contact_expand(cfg, n, buf, sizeof(buf), reason,
+                                         sizeof(reason)) != 0) {
+            return CHECK_FAIL(c, K_CONTACT_POINTS_TEMPLATE, "%s", reason);
+        }
+        if (!contact_parse(buf, strlen(buf), &cp) ||
+            memcmp(&cp, &cfg->contact_points[n], sizeof(cp)) != 0) {
+            return CHECK_FAIL(c, K_CONTACT_POINTS,
+                              "entry %u does not equal the expansion of "
+                              "initialContactPointsTemplate",
+                              n + 1);
+        }
+    }
+    return 0;
+}
+
 static int check_cluster(const struct check *c)
 {
     const struct broker_config *cfg = c->cfg;
@@ -1448,10 +1888,38 @@ static int check_cluster(const struct check *c)
                               cfg->region_id, cfg->cluster_size);
         }
     }
+    if (cfg->pod_ordinal_from_hostname) {
+        uint32_t ordinal = 0;
+        if (!cfg->node_id_from_hostname || !cfg->pod_ordinal_set ||
+            broker_config_hostname_ordinal(cfg->hostname, &ordinal) != 0 ||
+            ordinal != cfg->pod_ordinal) {
+            return CHECK_FAIL(c, K_POD_ORDINAL,
+                              "marked as taken from the host name but does "
+                              "not match " ROOT "hostname");
+        }
+    }
     if (cfg->node_id >= cfg->cluster_size) {
         return CHECK_FAIL(c, K_NODE_ID,
                           "must be less than clusterSize (%u), got %u",
                           cfg->cluster_size, cfg->node_id);
+    }
+    if (cfg->region_namespace_count > BROKER_CONFIG_REGIONS_MAX) {
+        return CHECK_FAIL(c, K_REGION_NAMESPACES, "more than %d entries",
+                          BROKER_CONFIG_REGIONS_MAX);
+    }
+    for (uint32_t k = 0; k < cfg->region_namespace_count; k++) {
+        const char *ns = cfg->region_namespaces[k];
+        if (!label_valid(ns, strnlen(ns, BROKER_CONFIG_NAMESPACE_MAX + 1))) {
+            return CHECK_FAIL(c, K_REGION_NAMESPACES,
+                              "entry %u is not a namespace name", k + 1);
+        }
+    }
+    if (cfg->region_namespace_count != 0 &&
+        cfg->region_namespace_count != cfg->regions) {
+        return CHECK_FAIL(c, K_REGION_NAMESPACES,
+                          "has %u entries, must have one per region "
+                          "(regions is %u)",
+                          cfg->region_namespace_count, cfg->regions);
     }
     if (cfg->regions > 1) {
         if (cfg->regions == 2 &&
@@ -1499,7 +1967,7 @@ static int check_cluster(const struct check *c)
         return CHECK_FAIL(c, K_CONTACT_POINTS, "more than %d entries",
                           BROKER_CONFIG_CONTACT_POINTS_MAX);
     }
-    return 0;
+    return check_contact_template(c);
 }
 
 static int check_timing(const struct check *c)
@@ -1542,6 +2010,12 @@ static int check_network(const struct check *c)
         !host_valid(cfg->advertised_host, strlen(cfg->advertised_host))) {
         return CHECK_FAIL(c, K_ADVERTISED_HOST,
                           "must be empty or a host name or IP address");
+    }
+    if (cfg->hostname[0] != '\0' &&
+        !host_valid(cfg->hostname, strlen(cfg->hostname))) {
+        return CHECK_FAIL(c, K_HOSTNAME,
+                          "must be empty or a host name (letters, digits, "
+                          "'.', '-', '_')");
     }
     if (!cfg->gateway_enable) {
         port_count -= 2; /* the gateway's gRPC and REST ports are unused */
@@ -1623,24 +2097,14 @@ int broker_config_load_string(struct broker_config *cfg, const char *yaml,
     if (rv == 0) {
         rv = env_apply(ld, envp);
     }
-    if (rv == 0 && cfg->pod_ordinal_set &&
-        ld->origins[K_NODE_ID].kind == ORIGIN_DEFAULT) {
-        /* Helm's formula. The factors are range-checked, so it cannot
-         * wrap in 64 bits. */
-        uint64_t id =
-            (uint64_t)cfg->pod_ordinal * cfg->regions + cfg->region_id;
-        if (id >= cfg->cluster_size) {
-            rv = key_fail(err, err_len, ld->origins, ld->source, K_POD_ORDINAL,
-                          BROKER_CONFIG_E_INVALID,
-                          "gives nodeId %llu (podOrdinal %u * regions %u + "
-                          "regionId %u), which must be less than "
-                          "clusterSize (%u)",
-                          (unsigned long long)id, cfg->pod_ordinal,
-                          cfg->regions, cfg->region_id, cfg->cluster_size);
-        } else {
-            cfg->node_id = (uint32_t)id;
-            cfg->node_id_derived = true;
-        }
+    if (rv == 0) {
+        rv = derive_pod_ordinal(ld, envp);
+    }
+    if (rv == 0) {
+        rv = derive_node_id(ld);
+    }
+    if (rv == 0) {
+        rv = derive_contact_points(ld);
     }
     if (rv == 0) {
         c.cfg = cfg;
@@ -1779,6 +2243,15 @@ static void value_print(FILE *out, const struct broker_config *cfg,
     case TYPE_STRING:
         string_print(out, f);
         break;
+    case TYPE_NAMES:
+        if (cfg->region_namespace_count == 0) {
+            fputs("[]", out);
+        }
+        for (uint32_t j = 0; j < cfg->region_namespace_count; j++) {
+            fprintf(out, "\n%*s- \"%s\"", (int)indent, "",
+                    cfg->region_namespaces[j]);
+        }
+        break;
     case TYPE_CONTACTS:
         if (cfg->contact_point_count == 0) {
             fputs("[]", out);
@@ -1811,6 +2284,7 @@ int broker_config_print(const struct broker_config *cfg, FILE *out)
         if (id == K_POD_ORDINAL && !cfg->pod_ordinal_set) {
             continue;
         }
+
         /* Skip the sections shared with the previous key. */
         for (;;) {
             const char *pd = strchr(p, '.');
@@ -1832,9 +2306,24 @@ int broker_config_print(const struct broker_config *cfg, FILE *out)
         if (id == K_NODE_ID && cfg->node_id_derived) {
             fprintf(out, "%*s# %s: %u (derived from podOrdinal)\n",
                     (int)(4 + 2 * depth), "", p, cfg->node_id);
+        } else if (id == K_POD_ORDINAL && cfg->pod_ordinal_from_hostname) {
+            fprintf(out, "%*s# %s: %u (from the host name)\n",
+                    (int)(4 + 2 * depth), "", p, cfg->pod_ordinal);
+        } else if (id == K_CONTACT_POINTS && cfg->contact_points_derived) {
+            fprintf(out,
+                    "%*s# %s: (derived from initialContactPointsTemplate)\n",
+                    (int)(4 + 2 * depth), "", p);
+            for (uint32_t j = 0; j < cfg->contact_point_count; j++) {
+                const struct broker_contact_point *cp = &cfg->contact_points[j];
+                int v6 = strchr(cp->host, ':') != NULL;
+                fprintf(out, "%*s#   - \"%s%s%s:%u\"\n", (int)(4 + 2 * depth),
+                        "", v6 ? "[" : "", cp->host, v6 ? "]" : "",
+                        (unsigned)cp->port);
+            }
         } else {
             fprintf(out, "%*s%s:", (int)(4 + 2 * depth), "", p);
-            if (k->type != TYPE_CONTACTS || cfg->contact_point_count == 0) {
+            if ((k->type != TYPE_CONTACTS || cfg->contact_point_count == 0) &&
+                (k->type != TYPE_NAMES || cfg->region_namespace_count == 0)) {
                 fputc(' ', out);
             }
             value_print(out, cfg, k, 4 + 2 * depth + 2);

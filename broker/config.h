@@ -6,7 +6,9 @@
  *       -> YAML file (keys under the root `tandem.broker`)
  *       -> environment (TANDEM_BROKER_<PATH>, the upper-cased dotted path
  *          with dots replaced by underscores)
- *       -> derived values (nodeId from podOrdinal, see below)
+ *       -> derived values: podOrdinal from the host name
+ *          (cluster.nodeIdFromHostname), nodeId from podOrdinal, and
+ *          initialContactPoints from cluster.initialContactPointsTemplate
  *       -> validation of every value
  *       -> struct broker_config (plain values, no pointers, no allocation)
  *
@@ -24,8 +26,11 @@
  *   TANDEM_BROKER_CLUSTER_REPLICATIONFACTOR): must be between 1 and
  *   clusterSize (5), got 7
  *
- * Loading is pure apart from reading the file named by the caller: the
- * environment is passed in, nothing is cached, there are no globals.
+ * Loading is pure apart from reading the file named by the caller and,
+ * only when cluster.nodeIdFromHostname needs a host name that neither the
+ * `hostname` key nor HOSTNAME in the passed environment gives, one call
+ * of gethostname(): the environment is passed in, nothing is cached, there
+ * are no globals.
  */
 #ifndef TANDEM_BROKER_CONFIG_H
 #define TANDEM_BROKER_CONFIG_H
@@ -58,6 +63,8 @@ enum broker_config_error {
 #define BROKER_CONFIG_PATH_MAX 4095         /* data directory */
 #define BROKER_CONFIG_CONTACT_POINTS_MAX 64 /* initialContactPoints entries */
 #define BROKER_CONFIG_REGIONS_MAX 8
+#define BROKER_CONFIG_TEMPLATE_MAX 255 /* initialContactPointsTemplate */
+#define BROKER_CONFIG_NAMESPACE_MAX 63 /* a Kubernetes namespace (label) */
 #define BROKER_CONFIG_FILE_BYTES_MAX (1u << 20) /* largest YAML file */
 
 /* Durations are in milliseconds, sizes in bytes. */
@@ -77,7 +84,7 @@ struct broker_contact_point {
     uint16_t port;
 };
 
-/* The effective configuration. About 17 KiB: allocate it statically, on
+/* The effective configuration. About 22 KiB: allocate it statically, on
  * the heap, or on a normal thread stack. Field comments give the YAML key
  * below tandem.broker. */
 struct broker_config {
@@ -99,6 +106,20 @@ struct broker_config {
     uint32_t pod_ordinal;           /* cluster.podOrdinal, if set */
     bool node_id_derived;           /* node_id = pod_ordinal * regions +
                                        region_id (nodeId was not given) */
+    bool node_id_from_hostname;     /* cluster.nodeIdFromHostname */
+    bool pod_ordinal_from_hostname; /* pod_ordinal was parsed from
+                                       hostname (podOrdinal not given) */
+    /* cluster.initialContactPointsTemplate; "" means: none */
+    char contact_point_template[BROKER_CONFIG_TEMPLATE_MAX + 1];
+    uint32_t region_namespace_count; /* entries used in region_namespaces */
+    char region_namespaces           /* cluster.regionNamespaces */
+        [BROKER_CONFIG_REGIONS_MAX][BROKER_CONFIG_NAMESPACE_MAX + 1];
+    bool contact_points_derived; /* contact_points expanded from
+                                    contact_point_template */
+    /* hostname: the host name nodeIdFromHostname reads; "" means not
+     * needed yet. Filled by loading (from HOSTNAME or gethostname()) when
+     * the derivation needs it and the key was not given. */
+    char hostname[BROKER_CONFIG_HOST_MAX + 1];
 
     /* network */
     char host[BROKER_CONFIG_HOST_MAX + 1]; /* network.host */
@@ -175,6 +196,25 @@ int broker_config_print(const struct broker_config *cfg, FILE *out);
  * BROKER_PLACEMENT_E_* code. */
 int broker_config_placement(const struct broker_config *cfg,
                             struct broker_placement *placement);
+
+/* Parses the pod ordinal out of a StatefulSet pod's host name
+ * "<name>-<ordinal>" (only the first DNS label counts, so
+ * "tandem-broker-2.tandem-broker.ns.svc" works too): the digits after the
+ * last '-', without leading zeros, at most BROKER_CLUSTER_SIZE_MAX - 1.
+ * hostname is borrowed; *ordinal is written on success only. Returns 0 or
+ * BROKER_CONFIG_E_INVALID. */
+int broker_config_hostname_ordinal(const char *hostname, uint32_t *ordinal);
+
+/* Expands cfg->contact_point_template for broker node_id into out (cap
+ * bytes, NUL-terminated): {nodeId} is node_id, {region} is node_id %
+ * regions, {ordinal} is node_id / regions, {namespace} is
+ * region_namespaces[node_id % regions]. cfg and out are borrowed. Returns
+ * 0, or BROKER_CONFIG_E_INVALID with a reason in err (unknown or unclosed
+ * placeholder, {namespace} without a namespace for that region, result
+ * longer than cap - 1). Does not check that the result is a host:port. */
+int broker_config_contact_expand(const struct broker_config *cfg,
+                                 uint32_t node_id, char *out, size_t cap,
+                                 char *err, size_t err_len);
 
 /* A static description of an error code; "unknown error" for other
  * values. Never NULL. */

@@ -4,10 +4,13 @@
  *
  * Loads the configuration (defaults, the YAML file, TANDEM_BROKER_*
  * environment variables; docs/configuration.md), prints it and exits with
- * --print-config, or else creates the broker on a libuv loop and runs it
- * until SIGINT or SIGTERM, then closes everything and exits 0. A bad
- * configuration exits 2 with a message naming the key; a start-up failure
- * (port taken, storage unreadable) exits 1 with a message. */
+ * --print-config, or else logs how its node id and contact points were
+ * derived (when they were: cluster.podOrdinal, cluster.nodeIdFromHostname,
+ * cluster.initialContactPointsTemplate), creates the broker on a libuv
+ * loop and runs it until SIGINT or SIGTERM, then closes everything and
+ * exits 0. A bad configuration exits 2 with a message naming the key; a
+ * start-up failure (port taken, storage unreadable) exits 1 with a
+ * message. */
 #define _POSIX_C_SOURCE 200809L
 #include <signal.h>
 #include <stdio.h>
@@ -32,7 +35,16 @@ static void usage(FILE *out)
                  "docs/configuration.md)\n"
                  "  --print-config   print the effective configuration and "
                  "exit\n"
-                 "Environment variables TANDEM_BROKER_* override the file.\n");
+                 "Environment variables TANDEM_BROKER_* override the file "
+                 "(TANDEM_BROKER_CLUSTER_NODEID\n"
+                 "is tandem.broker.cluster.nodeId). With "
+                 "cluster.nodeIdFromHostname the node id is\n"
+                 "ordinal * regions + regionId, the ordinal taken from a "
+                 "StatefulSet host name\n"
+                 "<name>-<ordinal> (TANDEM_BROKER_HOSTNAME, else HOSTNAME, "
+                 "else gethostname()).\n"
+                 "Exit codes: 0 stopped cleanly, 1 start-up failure, 2 bad "
+                 "arguments or configuration.\n");
 }
 
 static void on_closed(void *data)
@@ -73,8 +85,7 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         } else {
-            fprintf(stderr, "tandem-broker: unknown argument '%s'\n",
-                    argv[i]);
+            fprintf(stderr, "tandem-broker: unknown argument '%s'\n", argv[i]);
             usage(stderr);
             return 2;
         }
@@ -86,6 +97,21 @@ int main(int argc, char **argv)
     }
     if (print) {
         return broker_config_print(&cfg, stdout) == 0 ? 0 : 1;
+    }
+    if (cfg.node_id_derived) {
+        fprintf(stderr,
+                "tandem-broker: nodeId %u = podOrdinal %u * regions %u + "
+                "regionId %u%s%s\n",
+                cfg.node_id, cfg.pod_ordinal, cfg.regions, cfg.region_id,
+                cfg.pod_ordinal_from_hostname ? ", ordinal from host name "
+                                              : "",
+                cfg.pod_ordinal_from_hostname ? cfg.hostname : "");
+    }
+    if (cfg.contact_points_derived) {
+        fprintf(stderr,
+                "tandem-broker: %u contact points from "
+                "initialContactPointsTemplate %s\n",
+                cfg.contact_point_count, cfg.contact_point_template);
     }
     signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&loop);

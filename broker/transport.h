@@ -71,6 +71,7 @@
 
 #include <uv.h>
 
+#include "broker/codec.h"
 #include "raft/raft.h"
 
 /* ------------------------------------------------------------------------
@@ -198,6 +199,11 @@ struct transport_callbacks {
     /* The first connection to node_id was established, or the last one
      * was lost. May be NULL. */
     void (*on_peer)(void *data, uint32_t node_id, bool connected);
+    /* A command between partitions arrived (broker/codec.h struct
+     * codec_command; c->record points into memory valid only during the
+     * call). May be NULL (such frames are then dropped). */
+    void (*on_command)(void *data, uint32_t from_node, uint32_t partition,
+                       const struct codec_command *c);
     void *data;
 };
 
@@ -260,6 +266,11 @@ void transport_flush(struct transport *t);
 /* Sets *out to the member table (this broker first) and *count to its
  * length. The table belongs to the transport and is valid until control
  * returns to the loop or the next call on t. Returns 0. */
+/* Like transport_send() for a command between partitions (struct
+ * codec_command), with the same errors. */
+int transport_send_command(struct transport *t, uint32_t to_node,
+                           uint32_t partition, const struct codec_command *c);
+
 int transport_members(struct transport *t, const struct transport_member **out,
                       size_t *count);
 

@@ -16,9 +16,11 @@
  * is matched to its slot by id. A slot whose call went away (cancelled,
  * expired) stays until the answer or the disconnect, with call == NULL.
  *
- * A call (struct client_call) owns a copy of its request, a deadline and
- * at most one attempt at a time: either pending on a broker or waiting
- * for retry_at_ms. One timer (call_timer) fires at the earliest deadline
+ * A call (struct client_call, client_internal.h) owns a copy of its
+ * command message, a route (fixed partition, correlation key, key, round
+ * robin), a deadline and at most one attempt at a time: either pending on
+ * a broker or waiting for retry_at_ms (the first attempt too, so a cb
+ * never runs inside the function that started its call). One timer (call_timer) fires at the earliest deadline
  * or retry of all calls. Callbacks to the gateway run with no client
  * state half-updated: a call is unlinked and freed before its cb runs,
  * and everything re-validates after a cb returns, because a cb may start,
@@ -27,7 +29,7 @@
  * Sections: helpers; merged topology; brokers and connections; calls;
  * backend interface; lifecycle. */
 #define _POSIX_C_SOURCE 200809L
-#include "gateway/client.h"
+#include "gateway/client_internal.h"
 
 #include <assert.h>
 #include <stdarg.h>
@@ -80,20 +82,6 @@ struct client_broker {
     uint8_t read_buf[CLIENT_READ_BYTES];
 };
 
-struct client_call {
-    struct client_call *prev, *next; /* in client->calls */
-    gateway_backend_cb cb;
-    void *req_data;
-    GatewayProtocol__PublishMessageRequest *publish; /* owned copy */
-    uint32_t partition_id; /* 0 until chosen */
-    uint64_t deadline_ms;  /* absolute, uv_now() */
-    uint64_t retry_at_ms;  /* 0: not waiting for a retry */
-    uint32_t attempts;
-    int64_t hint_node;             /* leader hint from NOT_LEADER, or -1 */
-    struct client_broker *broker;  /* where the attempt is pending */
-    uint64_t request_id;           /* its Request.id */
-    char last_error[160];          /* why the last attempt failed */
-};
 
 /* ------------------------------------------------------------------------
  * Helpers
@@ -745,7 +733,10 @@ static int broker_send(struct client_broker *b,
     /* A broker may take until the request's timeout; beyond that plus a
      * grace of one stale interval it is stuck (see client_refresh_cb). */
     b->pending[b->pending_count].expires_ms =
-        client_now(c) + req->timeout_ms + c->opts.topology_stale_ms;
+        (call != NULL && call->deadline_ms > client_now(c) + req->timeout_ms
+             ? call->deadline_ms
+             : client_now(c) + req->timeout_ms) +
+        c->opts.topology_stale_ms;
     b->pending_count++;
     c->stats.requests_sent++;
     if (call != NULL) {
@@ -1094,27 +1085,125 @@ static void call_unlink(struct gateway_client *c, struct client_call *call)
     if (call->next != NULL) {
         call->next->prev = call->prev;
     }
+    call->prev = call->next = NULL;
     assert(c->call_count > 0);
     c->call_count--;
-    if (call->publish != NULL) {
-        gateway_protocol__publish_message_request__free_unpacked(call->publish,
-                                                                 NULL);
+    if (call->body != NULL) {
+        protobuf_c_message_free_unpacked(call->body, NULL);
+        call->body = NULL;
     }
 }
 
-/* Completes a call: unlinks and frees it, then runs its cb. */
+/* Completes a call: unlinks and frees it, then runs its cb (through the
+ * answer conversion, if any). */
 static void call_finish(struct gateway_client *c, struct client_call *call,
                         int status, const char *message,
                         const ProtobufCMessage *response)
 {
     gateway_backend_cb cb = call->cb;
     void *req_data = call->req_data;
+    client_answer_convert_fn convert = call->convert;
     char msg[256];
 
+    assert(cb != NULL);
+    if (status == GATEWAY_STATUS_OK) {
+        assert(response != NULL);
+    }
     snprintf(msg, sizeof(msg), "%s", message != NULL ? message : "");
     call_unlink(c, call);
     free(call);
+    if (status == GATEWAY_STATUS_OK && convert != NULL) {
+        convert(response, cb, req_data);
+        return;
+    }
     cb(req_data, status, msg, response);
+}
+
+/* The partition count a round-robin or correlation route works with. */
+uint32_t client__partitions_count(struct gateway_client *c)
+{
+    const Tandem__Command__BrokerTopology *cfg = client_config_report(c);
+
+    return cfg != NULL ? cfg->partitions_count : 0;
+}
+
+bool client__leader_known(struct gateway_client *c, uint32_t partition_id)
+{
+    return client_leader_find(c, partition_id) != NULL;
+}
+
+/* Chooses the call's partition on its first attempt (and the next one of
+ * a round robin after a failure). Returns 0, or -1 with why set when the
+ * call must wait (no topology) or fail (fail_status set). */
+static int call_route(struct gateway_client *c, struct client_call *call,
+                      char *why, size_t why_size)
+{
+    uint32_t count;
+
+    if (call->partition_id != 0 && call->route != CLIENT_ROUTE_ROUND_ROBIN) {
+        return 0;
+    }
+    count = client__partitions_count(c);
+    if (count == 0) {
+        snprintf(why, why_size, "no topology available");
+        return -1;
+    }
+    switch (call->route) {
+    case CLIENT_ROUTE_CORRELATION:
+        assert(call->body_case ==
+               TANDEM__COMMAND__REQUEST__BODY_PUBLISH_MESSAGE);
+        call->partition_id = gateway_client_partition_of_key(
+            ((GatewayProtocol__PublishMessageRequest *)call->body)
+                ->correlationkey,
+            count);
+        return 0;
+    case CLIENT_ROUTE_KEY: {
+        uint64_t p = (uint64_t)call->key >> CLIENT_KEY_PARTITION_SHIFT;
+        if (call->key <= 0 || p < 1 || p > count) {
+            /* Zeebe's PartitionNotFoundException (zeebe-facts 3.4). */
+            snprintf(why, why_size,
+                     "This command refers to an element that doesn't "
+                     "exist. The request targeted an element on partition "
+                     "'%llu', which cannot be found in the cluster. Check "
+                     "the command arguments.",
+                     (unsigned long long)p);
+            call->fail_status = GATEWAY_STATUS_UNAVAILABLE;
+            return -1;
+        }
+        call->partition_id = (uint32_t)p;
+        return 0;
+    }
+    case CLIENT_ROUTE_ROUND_ROBIN:
+        if (call->rr_count == 0 || call->rr_count != count) {
+            /* First attempt (or the partitions changed): a full turn
+             * starting at the client's cursor. */
+            call->rr_count = count;
+            call->rr_tried = 0;
+            call->partition_id = c->rr_next % count + 1;
+            c->rr_next++;
+        }
+        /* Skip partitions without a known leader (Zeebe's
+         * RoundRobinDispatchStrategy). */
+        while (call->rr_tried < call->rr_count &&
+               !client__leader_known(c, call->partition_id)) {
+            call->rr_tried++;
+            call->partition_id = call->partition_id % count + 1;
+        }
+        if (call->rr_tried >= call->rr_count) {
+            snprintf(why, why_size,
+                     "Expected to execute the command on one of the "
+                     "partitions, but all failed; there are no more "
+                     "partitions available to retry. Please try again. If "
+                     "the error persists contact your zeebe operator");
+            call->fail_status = GATEWAY_STATUS_RESOURCE_EXHAUSTED;
+            return -1;
+        }
+        return 0;
+    case CLIENT_ROUTE_FIXED:
+    default:
+        assert(false && "a fixed route has its partition");
+        return 0;
+    }
 }
 
 /* Sends the call's request to the leader of its partition, or schedules
@@ -1124,20 +1213,22 @@ static void call_attempt(struct gateway_client *c, struct client_call *call)
     Tandem__Command__Request req = TANDEM__COMMAND__REQUEST__INIT;
     struct client_broker *b = NULL;
     uint64_t now = client_now(c);
-    char why[160];
+    char why[224];
     int status;
 
     assert(call->broker == NULL);
+    assert(call->fail_status == 0);
     call->retry_at_ms = 0;
-    if (call->partition_id == 0) {
-        const Tandem__Command__BrokerTopology *cfg = client_config_report(c);
-        if (cfg == NULL || cfg->partitions_count == 0) {
-            call_retry(c, call, "no topology available");
+    if (call_route(c, call, why, sizeof(why)) != 0) {
+        if (call->fail_status != 0) {
+            int fail = call->fail_status;
+            call_finish(c, call, fail, why, NULL);
             return;
         }
-        call->partition_id = gateway_client_partition_of_key(
-            call->publish->correlationkey, cfg->partitions_count);
+        call_retry(c, call, why);
+        return;
     }
+    assert(call->partition_id >= 1);
     if (call->hint_node >= 0) {
         b = client_broker_by_node(c, call->hint_node);
         call->hint_node = -1;
@@ -1156,8 +1247,11 @@ static void call_attempt(struct gateway_client *c, struct client_call *call)
     }
     req.partition_id = call->partition_id;
     req.timeout_ms = call->deadline_ms > now ? call->deadline_ms - now : 1;
-    req.body_case = TANDEM__COMMAND__REQUEST__BODY_PUBLISH_MESSAGE;
-    req.publish_message = call->publish;
+    if (call->broker_timeout_ms != 0 &&
+        call->broker_timeout_ms < req.timeout_ms) {
+        req.timeout_ms = call->broker_timeout_ms;
+    }
+    client__request_body_set(&req, call->body_case, call->body);
     status = broker_send(b, &req, call);
     if (status == GATEWAY_STATUS_RESOURCE_EXHAUSTED) {
         c->stats.calls_rejected++;
@@ -1166,11 +1260,11 @@ static void call_attempt(struct gateway_client *c, struct client_call *call)
                       "(%u); try again later",
                       (long long)b->node_id,
                       (unsigned)c->opts.connection_requests_max);
+        if (call->route == CLIENT_ROUTE_ROUND_ROBIN) {
+            call_retry(c, call, why); /* the next partition may have room */
+            return;
+        }
         call_finish(c, call, status, why, NULL);
-        return;
-    }
-    if (status == GATEWAY_STATUS_UNAVAILABLE) {
-        call_retry(c, call, "write failed"); /* UNTESTED */
         return;
     }
     if (status != 0) {
@@ -1182,7 +1276,10 @@ static void call_attempt(struct gateway_client *c, struct client_call *call)
     }
 }
 
-/* Schedules another attempt after a backoff (the deadline ends it). */
+/* The attempt failed for a reason worth another try: a fixed partition
+ * is retried after a backoff (the deadline ends it); a round robin moves
+ * on to the next partition at once; a once-only call fails (from the
+ * timer, so that no cb runs inside a connection's bookkeeping). */
 static void call_retry(struct gateway_client *c, struct client_call *call,
                        const char *why)
 {
@@ -1191,37 +1288,24 @@ static void call_retry(struct gateway_client *c, struct client_call *call,
 
     assert(call->broker == NULL);
     snprintf(call->last_error, sizeof(call->last_error), "%s", why);
+    call->attempts++;
+    c->stats.calls_retried++;
+    if (call->once) {
+        call->fail_status = GATEWAY_STATUS_UNAVAILABLE;
+        call->retry_at_ms = client_now(c);
+        return;
+    }
+    if (call->route == CLIENT_ROUTE_ROUND_ROBIN && call->rr_count > 0) {
+        call->rr_tried++;
+        call->partition_id = call->partition_id % call->rr_count + 1;
+        call->retry_at_ms = client_now(c);
+        return;
+    }
     delay = (uint64_t)GATEWAY_CLIENT_RETRY_MS_MIN << shift;
     if (delay > GATEWAY_CLIENT_RETRY_MS_MAX) {
         delay = GATEWAY_CLIENT_RETRY_MS_MAX;
     }
-    call->attempts++;
     call->retry_at_ms = client_now(c) + delay;
-    c->stats.calls_retried++;
-}
-
-/* Maps a broker's error code to a gRPC status (zeebe-facts 3.4). */
-static int call_error_status(Tandem__Command__Code code)
-{
-    switch (code) {
-    case TANDEM__COMMAND__CODE__RESOURCE_EXHAUSTED:
-        return GATEWAY_STATUS_RESOURCE_EXHAUSTED;
-    case TANDEM__COMMAND__CODE__INVALID_ARGUMENT:
-        return GATEWAY_STATUS_INVALID_ARGUMENT;
-    case TANDEM__COMMAND__CODE__DEADLINE_EXCEEDED:
-        return GATEWAY_STATUS_DEADLINE_EXCEEDED;
-    case TANDEM__COMMAND__CODE__ALREADY_EXISTS:
-        return GATEWAY_STATUS_ALREADY_EXISTS;
-    case TANDEM__COMMAND__CODE__NOT_FOUND:
-        return GATEWAY_STATUS_NOT_FOUND;
-    case TANDEM__COMMAND__CODE__UNIMPLEMENTED:
-        return GATEWAY_STATUS_UNIMPLEMENTED;
-    case TANDEM__COMMAND__CODE__NOT_LEADER:
-    case TANDEM__COMMAND__CODE__PARTITION_UNAVAILABLE:
-        return GATEWAY_STATUS_UNAVAILABLE;
-    default:
-        return GATEWAY_STATUS_INTERNAL;
-    }
 }
 
 static void call_on_response(struct gateway_client *c,
@@ -1230,34 +1314,41 @@ static void call_on_response(struct gateway_client *c,
                              const Tandem__Command__Response *resp)
 {
     const Tandem__Command__Error *err = resp->error;
-    char why[224];
+    const ProtobufCMessage *answer;
+    int status;
+    char why[256];
 
     assert(call->broker == NULL);
-    switch (resp->body_case) {
-    case TANDEM__COMMAND__RESPONSE__BODY_PUBLISH_MESSAGE:
-        call_finish(c, call, GATEWAY_STATUS_OK, NULL,
-                    &resp->publish_message->base);
-        return;
-    case TANDEM__COMMAND__RESPONSE__BODY_ERROR:
-        break;
-    default:
-        call_finish(c, call, GATEWAY_STATUS_INTERNAL,
-                    "unexpected response from broker", NULL);
+    if (resp->body_case != TANDEM__COMMAND__RESPONSE__BODY_ERROR) {
+        answer = client__response_answer(resp, call->body_case);
+        if (answer == NULL) {
+            client_errmsg(why, sizeof(why),
+                          "unexpected response from broker %lld (body %d)",
+                          (long long)b->node_id, (int)resp->body_case);
+            call_finish(c, call, GATEWAY_STATUS_INTERNAL, why, NULL);
+            return;
+        }
+        call_finish(c, call, GATEWAY_STATUS_OK, NULL, answer);
         return;
     }
     if (err->code == TANDEM__COMMAND__CODE__NOT_LEADER ||
-        err->code == TANDEM__COMMAND__CODE__PARTITION_UNAVAILABLE) {
-        /* Leader changed: go where the broker points, else refresh. */
+        err->code == TANDEM__COMMAND__CODE__PARTITION_UNAVAILABLE ||
+        (err->code == TANDEM__COMMAND__CODE__RESOURCE_EXHAUSTED &&
+         call->route == CLIENT_ROUTE_ROUND_ROBIN)) {
+        /* Leader changed: go where the broker points, else refresh. A
+         * round robin moves on to the next partition instead. */
         client_errmsg(why, sizeof(why), "broker %lld: %s",
                       (long long)b->node_id, err->message);
         call->hint_node =
             err->leader_hint > 0 ? (int64_t)err->leader_hint - 1 : -1;
-        broker_topology_request(b);
+        if (err->code != TANDEM__COMMAND__CODE__RESOURCE_EXHAUSTED) {
+            broker_topology_request(b);
+        }
         call_retry(c, call, why);
         return;
     }
-    if (err->code == TANDEM__COMMAND__CODE__INTERNAL ||
-        call_error_status(err->code) == GATEWAY_STATUS_INTERNAL) {
+    status = client__error_status(err->code);
+    if (status == GATEWAY_STATUS_INTERNAL) {
         client_errmsg(why, sizeof(why),
                       "Unexpected error occurred between gateway and broker "
                       "(code: %d) (message: %s)",
@@ -1265,13 +1356,13 @@ static void call_on_response(struct gateway_client *c,
         call_finish(c, call, GATEWAY_STATUS_INTERNAL, why, NULL);
         return;
     }
-    call_finish(c, call, call_error_status(err->code), err->message, NULL);
+    call_finish(c, call, status, err->message, NULL);
 }
 
 /* Fails the call at its deadline. */
 static void call_expire(struct gateway_client *c, struct client_call *call)
 {
-    char why[256];
+    char why[320];
 
     c->stats.calls_expired++;
     if (!c->ever_topology) {
@@ -1296,6 +1387,15 @@ static void client_call_timer_cb(uv_timer_t *t)
         uint64_t now = client_now(c);
         again = false;
         for (call = c->calls; call != NULL; call = call->next) {
+            if (call->retry_at_ms != 0 && call->retry_at_ms <= now &&
+                call->fail_status != 0) {
+                int fail = call->fail_status;
+                char why[sizeof(call->last_error)];
+                memcpy(why, call->last_error, sizeof(why));
+                call_finish(c, call, fail, why, NULL);
+                again = true;
+                break;
+            }
             if (call->deadline_ms <= now) {
                 call_expire(c, call);
                 again = true;
@@ -1338,6 +1438,107 @@ static void client_calls_schedule(struct gateway_client *c)
                    due > now ? due - now : 0, 0);
 }
 
+ProtobufCMessage *client__message_copy(const ProtobufCMessage *m)
+{
+    size_t len;
+    uint8_t *packed;
+    ProtobufCMessage *copy;
+
+    assert(m != NULL);
+    len = protobuf_c_message_get_packed_size(m);
+    packed = malloc(len + 1);
+    if (packed == NULL) {
+        return NULL; /* UNTESTED: malloc failure */
+    }
+    protobuf_c_message_pack(m, packed);
+    copy = protobuf_c_message_unpack(m->descriptor, NULL, len, packed);
+    free(packed);
+    return copy;
+}
+
+int client__call_start(struct gateway_client *c,
+                       const struct client_call_spec *spec,
+                       gateway_backend_cb cb, void *req_data,
+                       struct client_call **out)
+{
+    struct client_call *call;
+    uint64_t now;
+
+    assert(spec != NULL);
+    assert(spec->body != NULL);
+    assert(cb != NULL);
+    if (spec->route == CLIENT_ROUTE_FIXED) {
+        assert(spec->partition_id >= 1);
+    }
+    if (out != NULL) {
+        *out = NULL;
+    }
+    if (c->closing) {
+        return GATEWAY_STATUS_UNAVAILABLE;
+    }
+    if (c->call_count >= c->opts.calls_max) {
+        c->stats.calls_rejected++;
+        return GATEWAY_STATUS_RESOURCE_EXHAUSTED;
+    }
+    call = calloc(1, sizeof(*call));
+    if (call == NULL) {
+        return GATEWAY_STATUS_RESOURCE_EXHAUSTED; /* UNTESTED: malloc */
+    }
+    /* The request is borrowed only until cb or cancel: keep a copy. */
+    call->body = client__message_copy(spec->body);
+    if (call->body == NULL) {
+        free(call); /* UNTESTED: malloc failure */
+        return GATEWAY_STATUS_RESOURCE_EXHAUSTED;
+    }
+    now = client_now(c);
+    call->cb = cb;
+    call->req_data = req_data;
+    call->body_case = spec->body_case;
+    call->convert = spec->convert;
+    call->route = spec->route;
+    call->key = spec->key;
+    call->partition_id =
+        spec->route == CLIENT_ROUTE_FIXED ? spec->partition_id : 0;
+    call->broker_timeout_ms = spec->broker_timeout_ms;
+    call->once = spec->once;
+    call->hint_node = -1;
+    call->deadline_ms = spec->deadline_ms != 0
+                            ? spec->deadline_ms
+                            : now + c->opts.request_timeout_ms;
+    call->next = c->calls;
+    if (c->calls != NULL) {
+        c->calls->prev = call;
+    }
+    c->calls = call;
+    c->call_count++;
+    c->stats.calls_started++;
+    if (call->once) {
+        /* The first attempt runs from the timer, at once: cb never runs
+         * before this returns, and *out stays valid until it does. */
+        if (out != NULL) {
+            *out = call;
+        }
+        call->retry_at_ms = now;
+    } else {
+        assert(out == NULL); /* cb may have run and freed the call */
+        if (call->deadline_ms <= now) {
+            call_expire(c, call);
+        } else {
+            call_attempt(c, call);
+        }
+    }
+    client_calls_schedule(c);
+    return 0;
+}
+
+void client__call_cancel(struct gateway_client *c, struct client_call *call)
+{
+    assert(call != NULL);
+    call_unlink(c, call);
+    free(call);
+    client_calls_schedule(c);
+}
+
 /* ------------------------------------------------------------------------
  * Backend interface
  * --------------------------------------------------------------------- */
@@ -1349,10 +1550,6 @@ static int client_backend_call(struct gateway_backend *backend,
                                void *req_data)
 {
     struct gateway_client *c = backend->data;
-    struct client_call *call;
-    uint64_t now;
-    uint8_t *packed;
-    size_t len;
 
     if (c == NULL || rpc == NULL || cb == NULL) {
         return -1;
@@ -1362,15 +1559,7 @@ static int client_backend_call(struct gateway_backend *backend,
            &gateway_client_topology(c)->base);
         return 0;
     }
-    if (strcmp(rpc, "PublishMessage") != 0) {
-        char why[96];
-        client_errmsg(why, sizeof(why), "%.48s is not implemented yet", rpc);
-        cb(req_data, GATEWAY_STATUS_UNIMPLEMENTED, why, NULL);
-        return 0;
-    }
-    if (request == NULL ||
-        request->descriptor !=
-            &gateway_protocol__publish_message_request__descriptor) {
+    if (request == NULL) {
         return -1;
     }
     if (c->closing) {
@@ -1378,55 +1567,41 @@ static int client_backend_call(struct gateway_backend *backend,
            NULL);
         return 0;
     }
-    if (c->call_count >= c->opts.calls_max) {
-        c->stats.calls_rejected++;
-        cb(req_data, GATEWAY_STATUS_RESOURCE_EXHAUSTED,
-           "Reached maximum capacity of requests handled by the gateway",
+    if (client__rpc_call(c, rpc, request, deadline_ms, cb, req_data)) {
+        return 0;
+    }
+    {
+        char why[96];
+        client_errmsg(why, sizeof(why), "%.48s is not implemented yet", rpc);
+        cb(req_data, GATEWAY_STATUS_UNIMPLEMENTED, why, NULL);
+    }
+    return 0;
+}
+
+static int client_backend_call_stream(struct gateway_backend *backend,
+                                      const char *rpc,
+                                      const ProtobufCMessage *request,
+                                      uint64_t deadline_ms,
+                                      gateway_backend_send_cb send,
+                                      gateway_backend_cb cb, void *req_data)
+{
+    struct gateway_client *c = backend->data;
+
+    if (c == NULL || rpc == NULL || request == NULL || send == NULL ||
+        cb == NULL) {
+        return -1;
+    }
+    if (c->closing) {
+        cb(req_data, GATEWAY_STATUS_UNAVAILABLE, "gateway is shutting down",
            NULL);
         return 0;
     }
-    call = calloc(1, sizeof(*call));
-    if (call == NULL) {
-        cb(req_data, GATEWAY_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
-        return 0; /* UNTESTED: malloc failure */
-    }
-    /* The request is borrowed only until cb or cancel: keep a copy. */
-    len = protobuf_c_message_get_packed_size(request);
-    packed = malloc(len + 1);
-    if (packed != NULL) {
-        protobuf_c_message_pack(request, packed);
-        call->publish =
-            gateway_protocol__publish_message_request__unpack(NULL, len,
-                                                              packed);
-        free(packed);
-    }
-    if (call->publish == NULL) {
-        free(call); /* UNTESTED: malloc failure */
-        cb(req_data, GATEWAY_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+    if (client__jobs_call(c, rpc, request, deadline_ms, send, cb,
+                          req_data)) {
         return 0;
     }
-    now = client_now(c);
-    call->cb = cb;
-    call->req_data = req_data;
-    call->hint_node = -1;
-    call->deadline_ms = now + c->opts.request_timeout_ms;
-    if (deadline_ms != 0 && deadline_ms < call->deadline_ms) {
-        call->deadline_ms = deadline_ms;
-    }
-    call->next = c->calls;
-    if (c->calls != NULL) {
-        c->calls->prev = call;
-    }
-    c->calls = call;
-    c->call_count++;
-    c->stats.calls_started++;
-    if (call->deadline_ms <= now) {
-        call_expire(c, call);
-    } else {
-        call_attempt(c, call);
-    }
-    client_calls_schedule(c);
-    return 0;
+    return client_backend_call(backend, rpc, request, deadline_ms, cb,
+                               req_data);
 }
 
 static void client_backend_cancel(struct gateway_backend *backend,
@@ -1435,11 +1610,12 @@ static void client_backend_cancel(struct gateway_backend *backend,
     struct gateway_client *c = backend->data;
     struct client_call *call;
 
+    if (client__jobs_cancel(c, req_data)) {
+        return;
+    }
     for (call = c->calls; call != NULL; call = call->next) {
         if (call->req_data == req_data) {
-            call_unlink(c, call);
-            free(call);
-            client_calls_schedule(c);
+            client__call_cancel(c, call);
             return;
         }
     }
@@ -1449,6 +1625,30 @@ struct gateway_backend *gateway_client_backend(struct gateway_client *client)
 {
     assert(client != NULL);
     return &client->backend;
+}
+
+static void client_jobs_timer_cb(uv_timer_t *t)
+{
+    struct gateway_client *c = t->data;
+
+    if (!c->closing) {
+        client__jobs_timer_cb(c);
+    }
+}
+
+void client__jobs_timer_arm(struct gateway_client *c, uint64_t due_ms)
+{
+    uint64_t now = client_now(c);
+
+    if (c->closing) {
+        return;
+    }
+    if (due_ms == 0) {
+        uv_timer_stop(&c->jobs_timer);
+        return;
+    }
+    uv_timer_start(&c->jobs_timer, client_jobs_timer_cb,
+                   due_ms > now ? due_ms - now : 0, 0);
 }
 
 /* ------------------------------------------------------------------------
@@ -1469,6 +1669,11 @@ void gateway_client_options_default(struct gateway_client_options *opts)
     opts->connection_requests_max =
         GATEWAY_CLIENT_CONNECTION_REQUESTS_MAX_DEFAULT;
     opts->brokers_max = GATEWAY_CLIENT_BROKERS_MAX_DEFAULT;
+    opts->jobs_max = GATEWAY_CLIENT_JOBS_MAX_DEFAULT;
+    opts->job_streams_max = GATEWAY_CLIENT_JOB_STREAMS_MAX_DEFAULT;
+    opts->long_polling_ms = GATEWAY_CLIENT_LONG_POLLING_MS_DEFAULT;
+    opts->job_probe_ms = GATEWAY_CLIENT_JOB_PROBE_MS_DEFAULT;
+    opts->stream_batch = GATEWAY_CLIENT_STREAM_BATCH_DEFAULT;
     opts->frame_bytes_max = PROTO_COMMAND_FRAME_BYTES_DEFAULT;
     opts->gateway_version = GATEWAY_CLIENT_VERSION_DEFAULT;
 }
@@ -1495,6 +1700,9 @@ int gateway_client_init(uv_loop_t *loop, struct gateway_client *c,
         opts->reconnect_ms_max < opts->reconnect_ms_min ||
         opts->calls_max == 0 || opts->connection_requests_max == 0 ||
         opts->brokers_max < opts->contact_point_count ||
+        opts->jobs_max == 0 || opts->job_streams_max == 0 ||
+        opts->long_polling_ms == 0 || opts->job_probe_ms == 0 ||
+        opts->stream_batch == 0 || opts->stream_batch > INT32_MAX ||
         opts->frame_bytes_max == 0 ||
         opts->frame_bytes_max > PROTO_FRAME_BYTES_LIMIT) {
         client_errmsg(c->errmsg, sizeof(c->errmsg),
@@ -1529,15 +1737,18 @@ int gateway_client_init(uv_loop_t *loop, struct gateway_client *c,
     }
     c->topology.gatewayversion = c->gateway_version;
     c->backend.call = client_backend_call;
+    c->backend.call_stream = client_backend_call_stream;
     c->backend.cancel = client_backend_cancel;
     c->backend.data = c;
     uv_timer_init(loop, &c->refresh_timer);
     uv_timer_init(loop, &c->call_timer);
+    uv_timer_init(loop, &c->jobs_timer);
     uv_prepare_init(loop, &c->flusher);
     c->refresh_timer.data = c;
     c->call_timer.data = c;
+    c->jobs_timer.data = c;
     c->flusher.data = c;
-    c->handles_open = 3;
+    c->handles_open = 4;
     for (i = 0; i < opts->contact_point_count; i++) {
         char host[GATEWAY_CLIENT_HOST_BYTES_MAX + 1];
         uint16_t port;
@@ -1619,12 +1830,14 @@ void gateway_client_close(struct gateway_client *c,
      * answered UNAVAILABLE at once, so the list only shrinks. */
     c->closing = true;
     c->close_cb = close_cb != NULL ? close_cb : client_close_noop_cb;
+    client__jobs_close(c); /* their internal calls end below */
     while (c->calls != NULL) {
         call_finish(c, c->calls, GATEWAY_STATUS_UNAVAILABLE,
                     "gateway is shutting down", NULL);
     }
     uv_close((uv_handle_t *)&c->refresh_timer, handle_closed_cb);
     uv_close((uv_handle_t *)&c->call_timer, handle_closed_cb);
+    uv_close((uv_handle_t *)&c->jobs_timer, handle_closed_cb);
     uv_close((uv_handle_t *)&c->flusher, handle_closed_cb);
     for (i = 0; i < c->broker_count; i++) {
         struct client_broker *b = c->brokers[i];

@@ -16,16 +16,34 @@
  *     factor from the fresh report with the highest config_version
  *
  *   backend->call("Topology")       answered at once from the merge
- *   backend->call("PublishMessage") partition = Zeebe's hash of the
- *     correlation key -> Request to that partition's leader -> Response;
- *     NOT_LEADER, PARTITION_UNAVAILABLE, no leader known and lost
- *     connections are retried with backoff until the deadline
- *     (DEADLINE_EXCEEDED, or UNAVAILABLE when no topology was ever seen)
+ *   backend->call(command rpc)       validated as Zeebe's gateway does
+ *     (INVALID_ARGUMENT with Zeebe's messages), then one
+ *     tandem.command.Request to a partition leader (client_rpc.c):
+ *       PublishMessage         partition = Zeebe's hash of correlationKey
+ *       DeployResource, DeployProcess (converted to DeployResource and
+ *                              back)  partition 1
+ *       CreateProcessInstance[WithResult]  round robin over partitions
+ *                              with a known leader; NOT_LEADER,
+ *                              PARTITION_UNAVAILABLE, RESOURCE_EXHAUSTED
+ *                              or a lost connection move on to the next;
+ *                              all failed: RESOURCE_EXHAUSTED
+ *       CancelProcessInstance, SetVariables, CompleteJob, FailJob,
+ *       UpdateJobRetries, UpdateJobTimeout, ThrowError, ResolveIncident
+ *                              partition = key >> 51 (unknown partition:
+ *                              UNAVAILABLE)
+ *     fixed-partition commands retry NOT_LEADER, PARTITION_UNAVAILABLE,
+ *     no leader known and lost connections with backoff until the
+ *     deadline (DEADLINE_EXCEEDED, or UNAVAILABLE when no topology was
+ *     ever seen); broker errors map to gRPC statuses with the broker's
+ *     message (INTERNAL wrapped as Zeebe does)
+ *   backend->call_stream("ActivateJobs" | "StreamActivatedJobs")
+ *     job activation with long polling (client_jobs.c)
  *   any other rpc                    UNIMPLEMENTED
  *
- * Bounds: calls in flight (calls_max), requests awaiting an answer per
- * connection (connection_requests_max), brokers (brokers_max), frame size.
- * Beyond a bound a call fails with RESOURCE_EXHAUSTED.
+ * Bounds: calls in flight (calls_max), job activation requests
+ * (jobs_max) and job streams (job_streams_max), requests awaiting an
+ * answer per connection (connection_requests_max), brokers (brokers_max),
+ * frame size. Beyond a bound a call fails with RESOURCE_EXHAUSTED.
  *
  * Single-threaded: everything runs on the loop given to _init. */
 #ifndef TANDEM_GATEWAY_CLIENT_H
@@ -53,6 +71,15 @@
 #define GATEWAY_CLIENT_CALLS_MAX_DEFAULT 4096u
 #define GATEWAY_CLIENT_CONNECTION_REQUESTS_MAX_DEFAULT 1024u
 #define GATEWAY_CLIENT_BROKERS_MAX_DEFAULT 64u
+#define GATEWAY_CLIENT_JOBS_MAX_DEFAULT 512u
+#define GATEWAY_CLIENT_JOB_STREAMS_MAX_DEFAULT 256u
+/* Zeebe's long-polling timeout when ActivateJobs.requestTimeout is 0. */
+#define GATEWAY_CLIENT_LONG_POLLING_MS_DEFAULT 10000u
+/* A parked request with no await in flight (no leader known, a broker
+ * error) runs another activation round after this long. */
+#define GATEWAY_CLIENT_JOB_PROBE_MS_DEFAULT 1000u
+/* Jobs asked of each partition per round of a StreamActivatedJobs. */
+#define GATEWAY_CLIENT_STREAM_BATCH_DEFAULT 32u
 #define GATEWAY_CLIENT_CONTACT_POINTS_MAX 64u
 #define GATEWAY_CLIENT_HOST_BYTES_MAX 255u
 /* What zbctl prints as "Gateway version" (Zeebe's protocol version we
@@ -75,6 +102,11 @@ struct gateway_client_options {
     uint32_t calls_max;                /* calls in flight */
     uint32_t connection_requests_max;  /* awaiting answers, per broker */
     uint32_t brokers_max;              /* brokers known */
+    uint32_t jobs_max;                 /* ActivateJobs calls open */
+    uint32_t job_streams_max;          /* StreamActivatedJobs calls open */
+    uint64_t long_polling_ms;          /* requestTimeout 0 means this */
+    uint64_t job_probe_ms;             /* parked: re-probe period */
+    uint32_t stream_batch;             /* jobs per partition per round */
     size_t frame_bytes_max;            /* command frame body limit */
     const char *gateway_version;       /* TopologyResponse.gatewayVersion */
 };
@@ -96,10 +128,17 @@ struct gateway_client_stats {
     uint64_t connects;              /* successful TCP connects */
     uint64_t disconnects;
     uint64_t protocol_errors;       /* bad frames: connection closed */
+    uint64_t jobs_activated;        /* jobs handed to clients */
+    uint64_t jobs_failed_back;      /* activated jobs that could not be
+                                       delivered, failed back to the
+                                       broker with their retries */
+    uint64_t job_rounds;            /* activation rounds started */
+    uint64_t job_awaits;            /* await_jobs requests sent */
 };
 
 struct client_broker; /* private to client.c */
 struct client_call;   /* private to client.c */
+struct client_jobs;   /* private to client_jobs.c */
 
 /* Caller-allocated; fields are private except data. */
 struct gateway_client {
@@ -113,6 +152,14 @@ struct gateway_client {
     struct client_call *calls;      /* doubly linked, in flight */
     uint32_t call_count;            /* <= opts.calls_max */
     uint64_t next_request_id;       /* never 0 */
+    struct client_jobs *jobs;       /* doubly linked: ActivateJobs and
+                                       StreamActivatedJobs calls */
+    uint32_t jobs_count;            /* ActivateJobs, <= opts.jobs_max */
+    uint32_t streams_count;         /* <= opts.job_streams_max */
+    uv_timer_t jobs_timer;          /* earliest job deadline or wake */
+    uint32_t rr_next;               /* round robin of instance creation */
+    uint32_t rr_types[64];          /* round robin of activation, per
+                                       job type (hashed) */
     uv_timer_t refresh_timer;       /* topology refresh */
     uv_timer_t call_timer;          /* earliest retry or deadline */
     uv_prepare_t flusher;           /* writes queued requests once per
@@ -131,7 +178,7 @@ struct gateway_client {
 };
 
 /* Initializes client on loop: checks and copies opts (contact points
- * copied), opens two timers. Returns 0, GATEWAY_CLIENT_E_INVALID (no or
+ * copied), opens its timers. Returns 0, GATEWAY_CLIENT_E_INVALID (no or
  * too many contact points, a malformed "host:port", zero bounds) with
  * client->errmsg set, or GATEWAY_CLIENT_E_NOMEM; on failure nothing needs
  * closing. After success gateway_client_close() is required. */

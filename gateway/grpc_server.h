@@ -9,6 +9,8 @@
  *     --DATA-----> 5-byte length-prefixed message, bounded buffer
  *     --END_STREAM--> protobuf unpack --> backend->call(rpc, request,
  *                                                     deadline, cb, stream)
+ *   (server streaming: backend->call_stream; each send --> one
+ *    grpc_stream_send, the final cb --> grpc_stream_finish)
  *   cb --> grpc_stream_send(response) + grpc_stream_finish(status)
  *     --> nghttp2 response HEADERS, DATA, trailers (grpc-status,
  *         grpc-message) --nghttp2_session_mem_send--> uv_write --> TCP
@@ -126,7 +128,7 @@ uint16_t grpc_server_port(const struct grpc_server *srv);
 void grpc_server_close(struct grpc_server *srv, grpc_server_close_cb close_cb);
 
 /* ---- Streams: the response side, used by the backend completion and
- * (later) by server-streaming backends. ---- */
+ * by the send callback of server-streaming backend calls. ---- */
 
 /* Queues one response message (packed here; msg borrowed during the call)
  * on stream. Returns 0; GRPC_E_INVALID if msg is not the method's output

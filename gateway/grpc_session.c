@@ -16,6 +16,10 @@
  *                     -> protobuf unpack -> PENDING: backend->call()
  *   backend cb     -> grpc_stream_send(response), grpc_stream_finish(OK)
  *                     or finish(status): DONE (answered)
+ *   streaming      -> (ActivateJobs, StreamActivatedJobs with a backend
+ *                     offering call_stream) backend send -> one message
+ *                     queued per send while PENDING; the backend cb ends
+ *                     the stream with trailers
  *   deadline timer -> DONE with DEADLINE_EXCEEDED; backend->cancel()
  *   stream closed  -> (sent, or reset by the client) stream freed; a
  *                     PENDING call is cancelled first
@@ -478,7 +482,11 @@ static void stream_backend_cb(void *req_data, int status, const char *message,
     conn = stream->conn;
     stream->in_backend = false;
     conn->depth++; /* flush once, below */
-    if (status == GATEWAY_STATUS_OK) {
+    if (status == GATEWAY_STATUS_OK && response == NULL &&
+        stream->method->server_streaming) {
+        /* The end of a stream: its messages went out through send. */
+        (void)grpc_stream_finish(stream, GATEWAY_STATUS_OK, NULL);
+    } else if (status == GATEWAY_STATUS_OK) {
         int rv = response != NULL ? grpc_stream_send(stream, response)
                                   : GRPC_E_INVALID;
         if (rv == 0) {
@@ -496,6 +504,38 @@ static void stream_backend_cb(void *req_data, int status, const char *message,
     stream_request_drop(stream);
     conn->depth--;
     grpc__conn_flush_later(conn);
+}
+
+/* One message of a server-streaming backend call (backend.h). */
+static int64_t stream_backend_send_cb(void *req_data,
+                                      const ProtobufCMessage *msg)
+{
+    struct grpc_stream *stream = req_data;
+    struct grpc_conn *conn;
+    int rv;
+
+    assert(stream != NULL);
+    assert(stream->in_backend);
+    assert(stream->state == STREAM_PENDING);
+    assert(stream->method->server_streaming);
+    conn = stream->conn;
+    if (stream->finished || conn->closing) {
+        return GATEWAY_BACKEND_E_GONE;
+    }
+    if (msg != NULL) {
+        conn->depth++; /* flush once per loop turn, below */
+        rv = grpc_stream_send(stream, msg);
+        conn->depth--;
+        if (rv == GRPC_E_BUSY) {
+            return GATEWAY_BACKEND_E_BUSY;
+        }
+        if (rv != 0) {
+            return GATEWAY_BACKEND_E_GONE; /* a bad message or no memory */
+        }
+        grpc__conn_flush_later(conn);
+    }
+    assert(stream->queue_pos <= stream->queue_len);
+    return (int64_t)(stream->queue_len - stream->queue_pos);
 }
 
 /* END_STREAM on a request in BODY: checks the framing, unpacks the
@@ -556,9 +596,17 @@ static void stream_dispatch(struct grpc_stream *stream)
     stream->state = STREAM_PENDING;
     stream->in_backend = true;
     srv->calls_started++;
-    rv = srv->backend->call(srv->backend, stream->method->name,
-                            stream->request, stream->deadline_ms,
-                            stream_backend_cb, stream);
+    if (stream->method->server_streaming &&
+        srv->backend->call_stream != NULL) {
+        rv = srv->backend->call_stream(srv->backend, stream->method->name,
+                                       stream->request, stream->deadline_ms,
+                                       stream_backend_send_cb,
+                                       stream_backend_cb, stream);
+    } else {
+        rv = srv->backend->call(srv->backend, stream->method->name,
+                                stream->request, stream->deadline_ms,
+                                stream_backend_cb, stream);
+    }
     if (rv != 0) {
         /* A programming error in the backend: cb will not run. */
         assert(stream->in_backend);

@@ -336,34 +336,122 @@ int proto_frame_splitter_feed(struct proto_frame_splitter *s,
  * Command frames
  * --------------------------------------------------------------------- */
 
+/* The message of a Request's command body, NULL when the body is unset
+ * or unknown here (a newer gateway's command). */
+static const ProtobufCMessage *
+request_body(const Tandem__Command__Request *req)
+{
+    switch (req->body_case) {
+    case TANDEM__COMMAND__REQUEST__BODY_PUBLISH_MESSAGE:
+        return (const ProtobufCMessage *)req->publish_message;
+    case TANDEM__COMMAND__REQUEST__BODY_DEPLOY_RESOURCE:
+        return (const ProtobufCMessage *)req->deploy_resource;
+    case TANDEM__COMMAND__REQUEST__BODY_CREATE_PROCESS_INSTANCE:
+        return (const ProtobufCMessage *)req->create_process_instance;
+    case TANDEM__COMMAND__REQUEST__BODY_CREATE_PROCESS_INSTANCE_WITH_RESULT:
+        return (const ProtobufCMessage *)
+            req->create_process_instance_with_result;
+    case TANDEM__COMMAND__REQUEST__BODY_CANCEL_PROCESS_INSTANCE:
+        return (const ProtobufCMessage *)req->cancel_process_instance;
+    case TANDEM__COMMAND__REQUEST__BODY_SET_VARIABLES:
+        return (const ProtobufCMessage *)req->set_variables;
+    case TANDEM__COMMAND__REQUEST__BODY_ACTIVATE_JOBS:
+        return (const ProtobufCMessage *)req->activate_jobs;
+    case TANDEM__COMMAND__REQUEST__BODY_COMPLETE_JOB:
+        return (const ProtobufCMessage *)req->complete_job;
+    case TANDEM__COMMAND__REQUEST__BODY_FAIL_JOB:
+        return (const ProtobufCMessage *)req->fail_job;
+    case TANDEM__COMMAND__REQUEST__BODY_UPDATE_JOB_RETRIES:
+        return (const ProtobufCMessage *)req->update_job_retries;
+    case TANDEM__COMMAND__REQUEST__BODY_UPDATE_JOB_TIMEOUT:
+        return (const ProtobufCMessage *)req->update_job_timeout;
+    case TANDEM__COMMAND__REQUEST__BODY_THROW_ERROR:
+        return (const ProtobufCMessage *)req->throw_error;
+    case TANDEM__COMMAND__REQUEST__BODY_RESOLVE_INCIDENT:
+        return (const ProtobufCMessage *)req->resolve_incident;
+    case TANDEM__COMMAND__REQUEST__BODY_AWAIT_JOBS:
+        return (const ProtobufCMessage *)req->await_jobs;
+    case TANDEM__COMMAND__REQUEST__BODY_DISTRIBUTE:
+        return (const ProtobufCMessage *)req->distribute;
+    default:
+        return NULL;
+    }
+}
+
 int proto_command_request_check(const Tandem__Command__Request *req,
                                 char *errmsg)
 {
+    const ProtobufCMessage *body;
+
     assert(req != NULL);
     if (req->id == 0) {
         return frame_fail(PROTO_E_INVALID, errmsg, "request id is 0");
     }
-    switch (req->body_case) {
-    case TANDEM__COMMAND__REQUEST__BODY_TOPOLOGY:
+    if (req->body_case == TANDEM__COMMAND__REQUEST__BODY_TOPOLOGY) {
         if (req->topology == NULL) {
             return frame_fail(PROTO_E_INVALID, errmsg, "topology body unset");
         }
         return 0;
-    case TANDEM__COMMAND__REQUEST__BODY_PUBLISH_MESSAGE:
-        if (req->publish_message == NULL) {
-            return frame_fail(PROTO_E_INVALID, errmsg,
-                              "publish_message body unset");
-        }
-        break;
-    default:
+    }
+    body = request_body(req);
+    if (body == NULL) {
         /* protobuf-c keeps an unknown oneof member (a newer gateway's
          * command) among the unknown fields: the body reads as unset. */
         return frame_fail(PROTO_E_INVALID, errmsg,
-                          "request has no body known here");
+                          req->body_case ==
+                                  TANDEM__COMMAND__REQUEST__BODY__NOT_SET
+                              ? "request has no body known here"
+                              : "command body %d unset",
+                          (int)req->body_case);
     }
     if (req->partition_id == 0) {
         return frame_fail(PROTO_E_INVALID, errmsg,
                           "command request without partition");
+    }
+    switch (req->body_case) {
+    case TANDEM__COMMAND__REQUEST__BODY_DEPLOY_RESOURCE:
+        if (req->partition_id != 1) {
+            return frame_fail(PROTO_E_INVALID, errmsg,
+                              "deploy_resource sent to partition %u, not "
+                              "to the deployment partition 1",
+                              (unsigned)req->partition_id);
+        }
+        break;
+    case TANDEM__COMMAND__REQUEST__BODY_CREATE_PROCESS_INSTANCE_WITH_RESULT:
+        if (req->create_process_instance_with_result->request == NULL) {
+            return frame_fail(PROTO_E_INVALID, errmsg,
+                              "create_process_instance_with_result without "
+                              "its request");
+        }
+        break;
+    case TANDEM__COMMAND__REQUEST__BODY_AWAIT_JOBS:
+        if (req->await_jobs->n_types == 0) {
+            return frame_fail(PROTO_E_INVALID, errmsg,
+                              "await_jobs without types");
+        }
+        for (size_t i = 0; i < req->await_jobs->n_types; i++) {
+            if (req->await_jobs->types[i] == NULL ||
+                req->await_jobs->types[i][0] == '\0') {
+                return frame_fail(PROTO_E_INVALID, errmsg,
+                                  "await_jobs type %zu is empty", i);
+            }
+        }
+        break;
+    case TANDEM__COMMAND__REQUEST__BODY_DISTRIBUTE:
+        if (req->distribute->source_partition_id == 0 ||
+            req->distribute->source_partition_id == req->partition_id) {
+            return frame_fail(PROTO_E_INVALID, errmsg,
+                              "distribute from partition %u to %u",
+                              (unsigned)req->distribute->source_partition_id,
+                              (unsigned)req->partition_id);
+        }
+        if (req->distribute->record.len == 0) {
+            return frame_fail(PROTO_E_INVALID, errmsg,
+                              "distribute without a record");
+        }
+        break;
+    default:
+        break;
     }
     return 0;
 }
@@ -421,9 +509,24 @@ int proto_command_response_check(const Tandem__Command__Response *resp,
         }
         return topology_check(resp->topology, errmsg);
     case TANDEM__COMMAND__RESPONSE__BODY_PUBLISH_MESSAGE:
+    case TANDEM__COMMAND__RESPONSE__BODY_DEPLOY_RESOURCE:
+    case TANDEM__COMMAND__RESPONSE__BODY_CREATE_PROCESS_INSTANCE:
+    case TANDEM__COMMAND__RESPONSE__BODY_CREATE_PROCESS_INSTANCE_WITH_RESULT:
+    case TANDEM__COMMAND__RESPONSE__BODY_CANCEL_PROCESS_INSTANCE:
+    case TANDEM__COMMAND__RESPONSE__BODY_SET_VARIABLES:
+    case TANDEM__COMMAND__RESPONSE__BODY_ACTIVATE_JOBS:
+    case TANDEM__COMMAND__RESPONSE__BODY_COMPLETE_JOB:
+    case TANDEM__COMMAND__RESPONSE__BODY_FAIL_JOB:
+    case TANDEM__COMMAND__RESPONSE__BODY_UPDATE_JOB_RETRIES:
+    case TANDEM__COMMAND__RESPONSE__BODY_UPDATE_JOB_TIMEOUT:
+    case TANDEM__COMMAND__RESPONSE__BODY_THROW_ERROR:
+    case TANDEM__COMMAND__RESPONSE__BODY_RESOLVE_INCIDENT:
+    case TANDEM__COMMAND__RESPONSE__BODY_AWAIT_JOBS:
+    case TANDEM__COMMAND__RESPONSE__BODY_DISTRIBUTE:
+        /* All members of the oneof are message pointers at one place. */
         if (resp->publish_message == NULL) {
-            return frame_fail(PROTO_E_INVALID, errmsg,
-                              "publish_message body unset");
+            return frame_fail(PROTO_E_INVALID, errmsg, "body %d unset",
+                              (int)resp->body_case);
         }
         return 0;
     case TANDEM__COMMAND__RESPONSE__BODY_ERROR:

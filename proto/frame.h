@@ -163,8 +163,11 @@ int proto_command_response_pack(const Tandem__Command__Response *resp,
                                 size_t frame_bytes_max, uint8_t **out,
                                 size_t *len);
 
-/* Checks the structure of a Request: id != 0; a body is set; a command
- * body (not topology) names a partition >= 1. Returns 0 or
+/* Checks the structure of a Request: id != 0; a known body is set; a
+ * command body names a partition >= 1; deploy_resource goes to partition
+ * 1; create_process_instance_with_result carries its request; await_jobs
+ * names one or more non-empty types; distribute names a source partition
+ * other than the target and carries a record. Returns 0 or
  * PROTO_E_INVALID with a reason in errmsg (PROTO_ERRMSG_SIZE bytes, may be
  * NULL). */
 int proto_command_request_check(const Tandem__Command__Request *req,

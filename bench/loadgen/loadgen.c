@@ -1,5 +1,6 @@
-/* loadgen.c: tandem-load, a PublishMessage load generator for a Tandem
- * (or Zeebe 8.4) gateway, speaking gRPC over HTTP/2 cleartext.
+/* loadgen.c: tandem-load, a load generator for a Tandem (or Zeebe 8.4)
+ * gateway, speaking gRPC over HTTP/2 cleartext: PublishMessage, or the
+ * one-task process workload (--workload process, see below).
  *
  * Data flow:
  *
@@ -24,6 +25,20 @@
  *      drain what is in flight (bounded by --drain), close everything,
  *      print a table and one JSON line (also to --json FILE).
  *
+ * Process workload (--workload process, issue 8 workload 3):
+ *
+ *   DeployResource(--bpmn FILE) once; when it is acknowledged the clock
+ *   starts and, closed loop, at most --in-flight instances are open:
+ *   CreateProcessInstance(--process-id, variables {"t0":<send time ns>})
+ *   -> --workers ActivateJobs streams (server streaming, long polling,
+ *      re-issued as they end; fetchVariable t0) -> every job in every
+ *      streamed ActivateJobsResponse goes to a bounded queue of pending
+ *      completions -> CompleteJob(key); its acknowledgement completes the
+ *      instance (the process ends after its only task): counted, and
+ *      now - t0 is the create-to-complete latency.
+ *   A DeployResource or any RPC answered UNIMPLEMENTED ends the run with
+ *   status "unavailable" and the server's message (exit status 1).
+ *
  * Every loop is bounded: slots, connections, payload, count and duration
  * have hard maxima; a global timer (--timeout) ends the run whatever
  * happens. Exit status: 0 when the run completed and at least one
@@ -34,6 +49,7 @@
 
 #include "hist.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -64,8 +80,41 @@
 #define LOAD_TICK_MS 1u
 #define LOAD_KEY_BYTES_MAX 48u
 #define LOAD_ERRMSG_BYTES 256u
+#define LOAD_WORKERS_MAX 64u
+#define LOAD_JOBS_PER_ACTIVATION_MAX 1000u
+#define LOAD_STREAM_BYTES_MAX ((size_t)4 << 20)
+#define LOAD_BPMN_BYTES_MAX ((size_t)1 << 20)
+#define LOAD_ACK_LOG_LINES_MAX 10000000ull
+#define LOAD_JOB_TIMEOUT_MS 30000
+#define LOAD_LONG_POLL_MS 1000
+#define LOAD_ACTIVATE_IDLE_NS 2000000ull /* after an empty activation */
+
+/* What a slot's stream carries. */
+enum load_rpc {
+    LOAD_RPC_PUBLISH,
+    LOAD_RPC_DEPLOY,
+    LOAD_RPC_CREATE,
+    LOAD_RPC_ACTIVATE,
+    LOAD_RPC_COMPLETE,
+    LOAD_RPC_COUNT
+};
+
+static const char *const load_rpc_paths[LOAD_RPC_COUNT] = {
+    "/" PROTO_GATEWAY_SERVICE "/PublishMessage",
+    "/" PROTO_GATEWAY_SERVICE "/DeployResource",
+    "/" PROTO_GATEWAY_SERVICE "/CreateProcessInstance",
+    "/" PROTO_GATEWAY_SERVICE "/ActivateJobs",
+    "/" PROTO_GATEWAY_SERVICE "/CompleteJob",
+};
+
+/* A job activated and not yet sent back as CompleteJob. */
+struct load_job {
+    int64_t key;
+    uint64_t t0_ns; /* its instance's create time, from variable t0 */
+};
 
 #define GRPC_STATUS_COUNT 17
+#define GATEWAY_UNIMPLEMENTED_CODE 12 /* gRPC UNIMPLEMENTED */
 /* Error classes after the 17 gRPC codes. */
 enum load_err {
     LOAD_ERR_GRPC_OTHER = GRPC_STATUS_COUNT, /* grpc-status > 16 */
@@ -103,6 +152,14 @@ struct load_opts {
     const char *name;
     const char *json_path;
     bool quiet;
+    bool process;              /* --workload process */
+    const char *correlation_key; /* NULL: key-0 .. key-(keys-1) */
+    const char *ack_log_path;
+    const char *bpmn_path;
+    const char *process_id;
+    const char *job_type;
+    uint32_t workers;
+    uint32_t jobs_per_activation;
 };
 
 struct load_conn;
@@ -110,7 +167,15 @@ struct load_conn;
 struct load_slot {
     struct load_conn *conn; /* NULL when free */
     struct load_slot *next_free;
+    enum load_rpc rpc;
     uint64_t intended_ns;
+    uint64_t t0_ns;         /* CompleteJob: its instance's create time */
+    const uint8_t *send;    /* request bytes: body, or the deploy request */
+    uint8_t *stream;        /* ActivateJobs: unparsed response bytes */
+    size_t stream_len;
+    size_t stream_cap;
+    uint32_t jobs_seen;     /* ActivateJobs: jobs in this stream */
+    bool stream_bad;        /* ActivateJobs: a message did not parse */
     int grpc_status;        /* -1: none seen */
     int http_status;
     size_t body_len;
@@ -155,6 +220,7 @@ struct load_run {
     struct load_conn *conns;
     uint32_t connected_count;
     struct load_slot *slots;
+    uint32_t slot_count;       /* in_flight, or 2 * in_flight + workers + 1 */
     struct load_slot *free_slots;
     uint8_t *bodies;
     size_t body_cap;
@@ -178,6 +244,27 @@ struct load_run {
     uint32_t goaway_count;
     char errmsg[LOAD_ERRMSG_BYTES];
     char first_error[LOAD_ERRMSG_BYTES];
+    FILE *ack_log;             /* --ack-log: "intended_ns done_ns ok" */
+    uint64_t ack_log_lines;
+    /* Process workload. */
+    uint8_t *deploy_body;      /* the packed DeployResource request */
+    size_t deploy_len;
+    bool deploy_sent;
+    bool deployed;
+    bool unavailable;          /* the cluster rejected the workload */
+    uint64_t created;          /* CreateProcessInstance acknowledged */
+    uint64_t creates_issued;
+    uint32_t instances_open;   /* created or being created, not completed */
+    uint32_t workers_active;   /* ActivateJobs streams open */
+    uint64_t activations;
+    uint64_t jobs_activated;
+    uint64_t jobs_dropped;     /* pending queue full (cannot happen when
+                                  every instance has one job) */
+    uint64_t activate_idle_until_ns;
+    struct load_job *jobs;     /* ring of pending completions */
+    uint32_t jobs_cap;
+    uint32_t jobs_head;
+    uint32_t jobs_len;
 };
 
 static void conn_fail(struct load_conn *conn, const char *why);
@@ -213,10 +300,21 @@ static void usage(FILE *out)
         "                     duration + drain + connect timeout + 5)\n"
         "  --connect-timeout S  (default 5)\n"
         "  --json FILE        also write the JSON line to FILE\n"
-        "  --quiet            JSON line only on stdout\n",
+        "  --quiet            JSON line only on stdout\n"
+        "  --correlation-key K  publish every message with key K\n"
+        "  --ack-log FILE     one line per answered publish:\n"
+        "                     intended_ns done_ns ok (CLOCK_MONOTONIC)\n"
+        "  --workload W       publish (default) or process: deploy --bpmn,\n"
+        "                     create instances (--in-flight open at most),\n"
+        "                     complete their jobs with --workers streams\n"
+        "  --bpmn FILE        process to deploy (process workload)\n"
+        "  --process-id ID    its bpmnProcessId (default bench-one-task)\n"
+        "  --job-type T       its service task's type (default bench-task)\n"
+        "  --workers W        ActivateJobs streams (default 4, max %u)\n"
+        "  --jobs-per-activation J  maxJobsToActivate (default 32)\n",
         LOAD_OPEN_IN_FLIGHT_DEFAULT, LOAD_DURATION_S_DEFAULT,
         LOAD_DURATION_S_MAX, (unsigned long long)LOAD_COUNT_MAX,
-        LOAD_CONNECTIONS_MAX);
+        LOAD_CONNECTIONS_MAX, LOAD_WORKERS_MAX);
 }
 
 static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
@@ -275,7 +373,9 @@ static int opts_parse(int argc, char **argv, struct load_opts *o)
     enum {
         OPT_ADDRESS = 1, OPT_IN_FLIGHT, OPT_RATE, OPT_DURATION, OPT_COUNT,
         OPT_PAYLOAD, OPT_KEYS, OPT_CONNECTIONS, OPT_DRAIN, OPT_TIMEOUT,
-        OPT_CONNECT_TIMEOUT, OPT_TTL, OPT_NAME, OPT_JSON, OPT_QUIET, OPT_HELP
+        OPT_CONNECT_TIMEOUT, OPT_TTL, OPT_NAME, OPT_JSON, OPT_QUIET, OPT_HELP,
+        OPT_CORRELATION_KEY, OPT_ACK_LOG, OPT_WORKLOAD, OPT_BPMN,
+        OPT_PROCESS_ID, OPT_JOB_TYPE, OPT_WORKERS, OPT_JOBS_PER_ACTIVATION
     };
     static const struct option longopts[] = {
         {"address", required_argument, NULL, OPT_ADDRESS},
@@ -294,6 +394,15 @@ static int opts_parse(int argc, char **argv, struct load_opts *o)
         {"json", required_argument, NULL, OPT_JSON},
         {"quiet", no_argument, NULL, OPT_QUIET},
         {"help", no_argument, NULL, OPT_HELP},
+        {"correlation-key", required_argument, NULL, OPT_CORRELATION_KEY},
+        {"ack-log", required_argument, NULL, OPT_ACK_LOG},
+        {"workload", required_argument, NULL, OPT_WORKLOAD},
+        {"bpmn", required_argument, NULL, OPT_BPMN},
+        {"process-id", required_argument, NULL, OPT_PROCESS_ID},
+        {"job-type", required_argument, NULL, OPT_JOB_TYPE},
+        {"workers", required_argument, NULL, OPT_WORKERS},
+        {"jobs-per-activation", required_argument, NULL,
+         OPT_JOBS_PER_ACTIVATION},
         {NULL, 0, NULL, 0},
     };
     const char *address = getenv("TANDEM_GATEWAY_ADDRESS");
@@ -312,6 +421,10 @@ static int opts_parse(int argc, char **argv, struct load_opts *o)
     o->drain_s = 5.0;
     o->connect_timeout_s = 5.0;
     o->name = "tandem-load";
+    o->process_id = "bench-one-task";
+    o->job_type = "bench-task";
+    o->workers = 4;
+    o->jobs_per_activation = 32;
 
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         const char *bad = NULL;
@@ -377,6 +490,39 @@ static int opts_parse(int argc, char **argv, struct load_opts *o)
             o->name = optarg;
             break;
         case OPT_JSON: o->json_path = optarg; break;
+        case OPT_CORRELATION_KEY:
+            if (strlen(optarg) == 0 || strlen(optarg) >= LOAD_KEY_BYTES_MAX)
+                bad = "--correlation-key wants 1..47 characters";
+            o->correlation_key = optarg;
+            break;
+        case OPT_ACK_LOG: o->ack_log_path = optarg; break;
+        case OPT_WORKLOAD:
+            if (strcmp(optarg, "process") == 0)
+                o->process = true;
+            else if (strcmp(optarg, "publish") != 0)
+                bad = "--workload wants publish or process";
+            break;
+        case OPT_BPMN: o->bpmn_path = optarg; break;
+        case OPT_PROCESS_ID:
+            if (strlen(optarg) == 0 || strlen(optarg) > 200)
+                bad = "--process-id wants 1..200 characters";
+            o->process_id = optarg;
+            break;
+        case OPT_JOB_TYPE:
+            if (strlen(optarg) == 0 || strlen(optarg) > 200)
+                bad = "--job-type wants 1..200 characters";
+            o->job_type = optarg;
+            break;
+        case OPT_WORKERS:
+            if (parse_u64(optarg, 1, LOAD_WORKERS_MAX, &u) != 0)
+                bad = "--workers wants 1..64";
+            o->workers = (uint32_t)u;
+            break;
+        case OPT_JOBS_PER_ACTIVATION:
+            if (parse_u64(optarg, 1, LOAD_JOBS_PER_ACTIVATION_MAX, &u) != 0)
+                bad = "--jobs-per-activation wants 1..1000";
+            o->jobs_per_activation = (uint32_t)u;
+            break;
         case OPT_QUIET: o->quiet = true; break;
         case OPT_HELP: usage(stdout); exit(0);
         default: usage(stderr); return 2;
@@ -412,14 +558,39 @@ static int opts_parse(int argc, char **argv, struct load_opts *o)
                 o->connections, o->in_flight);
         return 2;
     }
+    if (o->process && o->bpmn_path == NULL) {
+        fprintf(stderr, "tandem-load: --workload process needs --bpmn FILE\n");
+        return 2;
+    }
+    if (o->process && o->rate > 0) {
+        fprintf(stderr, "tandem-load: --workload process is closed loop "
+                        "only (no --rate)\n");
+        return 2;
+    }
+    if (!o->process && o->bpmn_path != NULL) {
+        fprintf(stderr, "tandem-load: --bpmn needs --workload process\n");
+        return 2;
+    }
+    /* The process workload first waits for its deployment (at most the
+     * connect timeout again). */
     if (!have_timeout)
-        o->timeout_s = o->duration_s + o->drain_s + o->connect_timeout_s + 5;
+        o->timeout_s = o->duration_s + o->drain_s + o->connect_timeout_s + 5 +
+                       (o->process ? o->connect_timeout_s : 0);
     return 0;
 }
 
 /* ------------------------------------------------------------------ */
 /* Requests                                                            */
 /* ------------------------------------------------------------------ */
+
+static void grpc_prefix(uint8_t *out, size_t len)
+{
+    out[0] = 0; /* not compressed */
+    out[1] = (uint8_t)(len >> 24);
+    out[2] = (uint8_t)(len >> 16);
+    out[3] = (uint8_t)(len >> 8);
+    out[4] = (uint8_t)len;
+}
 
 static size_t request_pack(const struct load_run *run, uint64_t seq,
                            uint8_t *out)
@@ -428,21 +599,125 @@ static size_t request_pack(const struct load_run *run, uint64_t seq,
         GATEWAY_PROTOCOL__PUBLISH_MESSAGE_REQUEST__INIT;
     char key[LOAD_KEY_BYTES_MAX];
     size_t len = 0;
-    snprintf(key, sizeof(key), "key-%" PRIu64, seq % run->opts.keys);
+    if (run->opts.correlation_key != NULL)
+        snprintf(key, sizeof(key), "%s", run->opts.correlation_key);
+    else
+        snprintf(key, sizeof(key), "key-%" PRIu64, seq % run->opts.keys);
     req.name = (char *)run->opts.name;
     req.correlationkey = key;
     req.timetolive = run->opts.ttl_ms;
     req.variables = run->variables;
     len = gateway_protocol__publish_message_request__get_packed_size(&req);
     if (out != NULL) {
-        out[0] = 0; /* not compressed */
-        out[1] = (uint8_t)(len >> 24);
-        out[2] = (uint8_t)(len >> 16);
-        out[3] = (uint8_t)(len >> 8);
-        out[4] = (uint8_t)len;
+        grpc_prefix(out, len);
         gateway_protocol__publish_message_request__pack(&req, out + 5);
     }
     return len;
+}
+
+/* Packs slot's process-workload request (CreateProcessInstance,
+ * ActivateJobs or CompleteJob of job) into slot->body, gRPC prefix
+ * included. Returns its length. */
+static size_t process_request_pack(const struct load_run *run,
+                                   struct load_slot *slot,
+                                   const struct load_job *job)
+{
+    size_t len = 0;
+    assert(slot->rpc == LOAD_RPC_CREATE || slot->rpc == LOAD_RPC_ACTIVATE ||
+           slot->rpc == LOAD_RPC_COMPLETE);
+    if (slot->rpc == LOAD_RPC_CREATE) {
+        GatewayProtocol__CreateProcessInstanceRequest req =
+            GATEWAY_PROTOCOL__CREATE_PROCESS_INSTANCE_REQUEST__INIT;
+        char vars[48];
+        snprintf(vars, sizeof(vars), "{\"t0\":%" PRIu64 "}",
+                 slot->intended_ns);
+        req.bpmnprocessid = (char *)run->opts.process_id;
+        req.version = -1;
+        req.variables = vars;
+        len = gateway_protocol__create_process_instance_request__get_packed_size(
+            &req);
+        assert(5 + len <= run->body_cap);
+        gateway_protocol__create_process_instance_request__pack(&req,
+                                                                slot->body + 5);
+    } else if (slot->rpc == LOAD_RPC_ACTIVATE) {
+        GatewayProtocol__ActivateJobsRequest req =
+            GATEWAY_PROTOCOL__ACTIVATE_JOBS_REQUEST__INIT;
+        char *fetch[1] = {(char *)"t0"};
+        req.type = (char *)run->opts.job_type;
+        req.worker = (char *)"tandem-load";
+        req.timeout = LOAD_JOB_TIMEOUT_MS;
+        req.maxjobstoactivate = (int32_t)run->opts.jobs_per_activation;
+        req.n_fetchvariable = 1;
+        req.fetchvariable = fetch;
+        req.requesttimeout = LOAD_LONG_POLL_MS;
+        len = gateway_protocol__activate_jobs_request__get_packed_size(&req);
+        assert(5 + len <= run->body_cap);
+        gateway_protocol__activate_jobs_request__pack(&req, slot->body + 5);
+    } else {
+        GatewayProtocol__CompleteJobRequest req =
+            GATEWAY_PROTOCOL__COMPLETE_JOB_REQUEST__INIT;
+        assert(job != NULL);
+        req.jobkey = job->key;
+        req.variables = (char *)"{}";
+        len = gateway_protocol__complete_job_request__get_packed_size(&req);
+        assert(5 + len <= run->body_cap);
+        gateway_protocol__complete_job_request__pack(&req, slot->body + 5);
+    }
+    grpc_prefix(slot->body, len);
+    return 5 + len;
+}
+
+/* Reads --bpmn and packs the DeployResource request once. Returns 0, or
+ * -2 after printing why the file cannot be used, or -1 (no memory). */
+static int deploy_build(struct load_run *run)
+{
+    GatewayProtocol__DeployResourceRequest req =
+        GATEWAY_PROTOCOL__DEPLOY_RESOURCE_REQUEST__INIT;
+    GatewayProtocol__Resource res = GATEWAY_PROTOCOL__RESOURCE__INIT;
+    GatewayProtocol__Resource *resources[1] = {&res};
+    const char *path = run->opts.bpmn_path;
+    const char *base = strrchr(path, '/');
+    uint8_t *content = NULL;
+    size_t n = 0, len = 0;
+    FILE *f = fopen(path, "rb");
+
+    if (f == NULL) {
+        fprintf(stderr, "tandem-load: --bpmn %s: %s\n", path, strerror(errno));
+        return -2;
+    }
+    content = malloc(LOAD_BPMN_BYTES_MAX + 1);
+    if (content == NULL) {
+        fclose(f);
+        return -1;
+    }
+    n = fread(content, 1, LOAD_BPMN_BYTES_MAX + 1, f);
+    if (ferror(f) || n == 0 || n > LOAD_BPMN_BYTES_MAX) {
+        fprintf(stderr, "tandem-load: --bpmn %s: %s\n", path,
+                ferror(f) ? "read error"
+                : n == 0  ? "empty file"
+                          : "larger than 1 MiB");
+        fclose(f);
+        free(content);
+        return -2;
+    }
+    fclose(f);
+    res.name = (char *)(base != NULL ? base + 1 : path);
+    res.content.data = content;
+    res.content.len = n;
+    req.n_resources = 1;
+    req.resources = resources;
+    len = gateway_protocol__deploy_resource_request__get_packed_size(&req);
+    run->deploy_body = malloc(5 + len);
+    if (run->deploy_body == NULL) {
+        free(content);
+        return -1;
+    }
+    grpc_prefix(run->deploy_body, len);
+    gateway_protocol__deploy_resource_request__pack(&req,
+                                                    run->deploy_body + 5);
+    run->deploy_len = 5 + len;
+    free(content);
+    return 0;
 }
 
 /* Builds {"payload":"xxx..."} so that a packed request with the longest
@@ -467,6 +742,10 @@ static int variables_build(struct load_run *run)
         pad += run->opts.payload_bytes - run->message_bytes;
     }
     run->body_cap = 5 + run->message_bytes + 16;
+    /* The process workload's requests (other than the deployment, packed
+     * once into deploy_body) are small: ids, a key, {"t0":N}. */
+    if (run->opts.process && run->body_cap < 5 + 3u * 200u + 64u)
+        run->body_cap = 5 + 3u * 200u + 64u;
     return 0;
 }
 
@@ -481,7 +760,7 @@ static ssize_t body_read_cb(nghttp2_session *session, int32_t stream_id,
     (void)user_data;
     if (n > length)
         n = length;
-    memcpy(buf, slot->body + slot->body_off, n);
+    memcpy(buf, slot->send + slot->body_off, n);
     slot->body_off += n;
     if (slot->body_off == slot->body_len)
         *data_flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -492,16 +771,18 @@ static ssize_t body_read_cb(nghttp2_session *session, int32_t stream_id,
     {(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, sizeof(v) - 1,         \
      NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE}
 
-/* Submits one request on conn, due at intended_ns. Returns 0, or -1 when
- * the stream cannot be created (the connection is then not used again). */
-static int request_issue(struct load_conn *conn, uint64_t intended_ns)
+/* Submits one request of kind rpc on conn, due at intended_ns (job:
+ * the job a CompleteJob completes, else NULL). Returns 0, or -1 when the
+ * stream cannot be created (the connection is then not used again). */
+static int request_issue(struct load_conn *conn, uint64_t intended_ns,
+                         enum load_rpc rpc, const struct load_job *job)
 {
     struct load_run *run = conn->run;
     struct load_slot *slot = run->free_slots;
     nghttp2_nv nva[] = {
         NV(":method", "POST"),
         NV(":scheme", "http"),
-        NV(":path", "/" PROTO_GATEWAY_SERVICE "/PublishMessage"),
+        NV(":path", ""),
         NV(":authority", ""),
         NV("content-type", "application/grpc"),
         NV("te", "trailers"),
@@ -512,6 +793,8 @@ static int request_issue(struct load_conn *conn, uint64_t intended_ns)
 
     if (slot == NULL)
         return -1;
+    nva[2].value = (uint8_t *)load_rpc_paths[rpc];
+    nva[2].valuelen = strlen(load_rpc_paths[rpc]);
     nva[3].value = (uint8_t *)run->authority;
     nva[3].valuelen = strlen(run->authority);
     run->free_slots = slot->next_free;
@@ -522,7 +805,20 @@ static int request_issue(struct load_conn *conn, uint64_t intended_ns)
     slot->http_status = 0;
     slot->resp_len = 0;
     slot->body_off = 0;
-    slot->body_len = 5 + request_pack(run, run->issued, slot->body);
+    slot->rpc = rpc;
+    slot->t0_ns = job != NULL ? job->t0_ns : 0;
+    slot->stream_len = 0;
+    slot->jobs_seen = 0;
+    slot->stream_bad = false;
+    slot->send = slot->body;
+    if (rpc == LOAD_RPC_PUBLISH) {
+        slot->body_len = 5 + request_pack(run, run->issued, slot->body);
+    } else if (rpc == LOAD_RPC_DEPLOY) {
+        slot->send = run->deploy_body;
+        slot->body_len = run->deploy_len;
+    } else {
+        slot->body_len = process_request_pack(run, slot, job);
+    }
     prd.source.ptr = slot;
     prd.read_callback = body_read_cb;
     stream_id = nghttp2_submit_request(conn->session, NULL, nva,
@@ -565,16 +861,99 @@ static bool response_valid(const struct load_slot *slot)
     return true;
 }
 
+/* The process workload cannot run: remember why (once) and stop. */
+static void process_unavailable(struct load_run *run, const char *rpc_name,
+                                int err_class)
+{
+    if (run->unavailable)
+        return;
+    run->unavailable = true;
+    /* The first error is cut to fit: errmsg is one line for a report. */
+    snprintf(run->errmsg, sizeof(run->errmsg), "%s answered %s%s%.180s",
+             rpc_name, load_err_names[err_class],
+             run->first_error[0] != '\0' ? ": " : "", run->first_error);
+}
+
+/* Queues an activated job for its CompleteJob; false when the queue is
+ * full (the job is then left to time out). */
+static bool job_push(struct load_run *run, int64_t key, uint64_t t0_ns)
+{
+    struct load_job *job = NULL;
+    if (run->jobs_len == run->jobs_cap) {
+        run->jobs_dropped++;
+        return false;
+    }
+    job = &run->jobs[(run->jobs_head + run->jobs_len) % run->jobs_cap];
+    job->key = key;
+    job->t0_ns = t0_ns;
+    run->jobs_len++;
+    return true;
+}
+
+/* Reads "t0" (written by CreateProcessInstance) from a job's variables;
+ * 0 when absent. The variables are the server's JSON object with only
+ * t0 fetched, for example {"t0":123}. */
+static uint64_t job_t0(const char *variables)
+{
+    const char *p = variables != NULL ? strstr(variables, "\"t0\"") : NULL;
+    if (p == NULL)
+        return 0;
+    p += 4;
+    while (*p == ' ' || *p == ':')
+        p++;
+    return strtoull(p, NULL, 10);
+}
+
+/* Parses every complete gRPC message in an ActivateJobs stream's buffer;
+ * each job goes to the completion queue. Returns false when a message
+ * does not parse. */
+static bool activate_stream_parse(struct load_run *run,
+                                  struct load_slot *slot)
+{
+    size_t off = 0;
+    while (slot->stream_len - off >= 5) {
+        const uint8_t *m = slot->stream + off;
+        size_t len = ((size_t)m[1] << 24) | ((size_t)m[2] << 16) |
+                     ((size_t)m[3] << 8) | (size_t)m[4];
+        GatewayProtocol__ActivateJobsResponse *resp = NULL;
+        size_t i = 0;
+        if (m[0] != 0)
+            return false; /* compressed: never asked for */
+        if (slot->stream_len - off - 5 < len)
+            break;
+        resp = gateway_protocol__activate_jobs_response__unpack(NULL, len,
+                                                                m + 5);
+        if (resp == NULL)
+            return false;
+        for (i = 0; i < resp->n_jobs; i++) {
+            job_push(run, resp->jobs[i]->key,
+                     job_t0(resp->jobs[i]->variables));
+            slot->jobs_seen++;
+            run->jobs_activated++;
+        }
+        gateway_protocol__activate_jobs_response__free_unpacked(resp, NULL);
+        off += 5 + len;
+    }
+    memmove(slot->stream, slot->stream + off, slot->stream_len - off);
+    slot->stream_len -= off;
+    return true;
+}
+
 /* Ends a stream: classifies it, records the latency, frees the slot. */
 static void slot_complete(struct load_slot *slot, int err_class)
 {
     struct load_conn *conn = slot->conn;
     struct load_run *run = conn->run;
     uint64_t now = uv_hrtime();
+    bool closing = err_class == LOAD_ERR_TIMEOUT && run->phase == LOAD_CLOSING;
 
     if (err_class < 0) {
         if (slot->grpc_status == 0) {
-            err_class = response_valid(slot) ? 0 : LOAD_ERR_BAD_RESPONSE;
+            err_class = slot->rpc != LOAD_RPC_PUBLISH || response_valid(slot)
+                            ? 0
+                            : LOAD_ERR_BAD_RESPONSE;
+            if (slot->rpc == LOAD_RPC_ACTIVATE && slot->stream_bad)
+                err_class = LOAD_ERR_BAD_RESPONSE;
         } else if (slot->grpc_status > 0) {
             err_class = slot->grpc_status < GRPC_STATUS_COUNT
                             ? slot->grpc_status
@@ -583,18 +962,79 @@ static void slot_complete(struct load_slot *slot, int err_class)
             err_class = LOAD_ERR_NO_STATUS;
         }
     }
-    if (err_class == 0) {
-        run->ok++;
-        hist_record(&run->latency,
-                    now > slot->intended_ns ? now - slot->intended_ns : 0);
-    } else {
+    switch (slot->rpc) {
+    case LOAD_RPC_PUBLISH:
+        if (err_class == 0) {
+            run->ok++;
+            hist_record(&run->latency, now > slot->intended_ns
+                                           ? now - slot->intended_ns
+                                           : 0);
+        }
+        if (run->ack_log != NULL &&
+            run->ack_log_lines < LOAD_ACK_LOG_LINES_MAX) {
+            fprintf(run->ack_log, "%" PRIu64 " %" PRIu64 " %d\n",
+                    slot->intended_ns, now, err_class == 0);
+            run->ack_log_lines++;
+        }
+        run->last_done_ns = now;
+        break;
+    case LOAD_RPC_DEPLOY:
+        if (err_class == 0) {
+            /* The measured run starts now. */
+            run->deployed = true;
+            run->start_ns = now;
+            run->stop_ns = now + (uint64_t)(run->opts.duration_s * 1e9);
+            run->last_done_ns = now;
+        } else {
+            process_unavailable(run, "DeployResource", err_class);
+        }
+        break;
+    case LOAD_RPC_CREATE:
+        if (err_class == 0) {
+            run->created++;
+        } else {
+            assert(run->instances_open > 0);
+            run->instances_open--;
+        }
+        break;
+    case LOAD_RPC_ACTIVATE:
+        assert(run->workers_active > 0);
+        run->workers_active--;
+        run->activations++;
+        if (slot->jobs_seen == 0)
+            run->activate_idle_until_ns = now + LOAD_ACTIVATE_IDLE_NS;
+        /* An activation still open at the end is no error: it long-polls. */
+        if (closing)
+            err_class = 0;
+        break;
+    case LOAD_RPC_COMPLETE:
+        if (err_class == 0) {
+            run->ok++;
+            hist_record(&run->latency,
+                        now > slot->t0_ns && slot->t0_ns != 0
+                            ? now - slot->t0_ns
+                            : 0);
+            run->last_done_ns = now;
+        }
+        assert(run->instances_open > 0);
+        run->instances_open--;
+        break;
+    case LOAD_RPC_COUNT:
+        assert(0);
+        break;
+    }
+    if (err_class != 0) {
         run->errors[err_class]++;
         if (run->first_error[0] == '\0')
             snprintf(run->first_error, sizeof(run->first_error),
                      "%s (http %d)", load_err_names[err_class],
                      slot->http_status);
+        if (err_class == GATEWAY_UNIMPLEMENTED_CODE &&
+            slot->rpc != LOAD_RPC_PUBLISH)
+            process_unavailable(run, load_rpc_paths[slot->rpc] +
+                                         strlen("/" PROTO_GATEWAY_SERVICE "/"),
+                                err_class);
     }
-    run->last_done_ns = now;
     conn->in_flight_count--;
     run->in_flight_count--;
     slot->conn = NULL;
@@ -651,6 +1091,36 @@ static int on_data_chunk_cb(nghttp2_session *session, uint8_t flags,
     (void)user_data;
     if (slot == NULL)
         return 0;
+    if (slot->rpc == LOAD_RPC_ACTIVATE) {
+        struct load_run *run = slot->conn->run;
+        if (slot->stream_bad)
+            return 0;
+        if (slot->stream_len + len > slot->stream_cap) {
+            size_t cap = slot->stream_cap ? slot->stream_cap : 4096;
+            uint8_t *nb = NULL;
+            while (cap < slot->stream_len + len && cap <= LOAD_STREAM_BYTES_MAX)
+                cap *= 2;
+            nb = cap <= LOAD_STREAM_BYTES_MAX ? realloc(slot->stream, cap)
+                                              : NULL;
+            if (nb == NULL) {
+                /* Too large or no memory: drop the stream's jobs. */
+                slot->stream_bad = true;
+                nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE,
+                                          stream_id, NGHTTP2_CANCEL);
+                return 0;
+            }
+            slot->stream = nb;
+            slot->stream_cap = cap;
+        }
+        memcpy(slot->stream + slot->stream_len, data, len);
+        slot->stream_len += len;
+        if (!activate_stream_parse(run, slot)) {
+            slot->stream_bad = true;
+            nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, stream_id,
+                                      NGHTTP2_CANCEL);
+        }
+        return 0;
+    }
     if (slot->resp_len < LOAD_RESP_BYTES_MAX) {
         size_t n = LOAD_RESP_BYTES_MAX - slot->resp_len;
         memcpy(slot->resp + slot->resp_len, data, n < len ? n : len);
@@ -784,7 +1254,7 @@ static void conn_fail(struct load_conn *conn, const char *why)
                      "connection %u: %s", conn->index, why);
         }
     }
-    for (i = 0; i < run->opts.in_flight && conn->in_flight_count > 0; i++) {
+    for (i = 0; i < run->slot_count && conn->in_flight_count > 0; i++) {
         if (run->slots[i].conn == conn)
             slot_complete(&run->slots[i], LOAD_ERR_CONN);
     }
@@ -938,13 +1408,71 @@ static void issue_end(struct load_run *run, uint64_t now)
     }
 }
 
+/* The process workload's share of dispatch(): the deployment first, then
+ * instances (closed loop, while issuing), completions of queued jobs and
+ * --workers activation streams (while running and draining). */
+static void process_dispatch(struct load_run *run, uint64_t now)
+{
+    struct load_conn *conn = NULL;
+    if (run->phase == LOAD_RUNNING) {
+        if (!conns_usable(run)) {
+            run->conns_lost = true;
+            issue_end(run, now);
+        } else if (run->unavailable || run->interrupted) {
+            issue_end(run, now);
+        } else if (!run->deploy_sent) {
+            conn = conn_pick(run);
+            if (conn != NULL &&
+                request_issue(conn, now, LOAD_RPC_DEPLOY, NULL) == 0)
+                run->deploy_sent = true;
+        } else if (run->deployed && (now >= run->stop_ns ||
+                                     run->creates_issued >= run->opts.count)) {
+            issue_end(run, now);
+        } else if (run->deployed) {
+            while (run->creates_issued < run->opts.count &&
+                   run->instances_open < run->opts.in_flight &&
+                   run->free_slots != NULL) {
+                conn = conn_pick(run);
+                if (conn == NULL ||
+                    request_issue(conn, now, LOAD_RPC_CREATE, NULL) != 0)
+                    break;
+                run->creates_issued++;
+                run->instances_open++;
+            }
+        }
+    }
+    if (!run->deployed || run->unavailable ||
+        (run->phase != LOAD_RUNNING && run->phase != LOAD_DRAINING))
+        return;
+    while (run->jobs_len > 0 && run->free_slots != NULL) {
+        struct load_job *job = &run->jobs[run->jobs_head];
+        conn = conn_pick(run);
+        if (conn == NULL ||
+            request_issue(conn, now, LOAD_RPC_COMPLETE, job) != 0)
+            break;
+        run->jobs_head = (run->jobs_head + 1u) % run->jobs_cap;
+        run->jobs_len--;
+    }
+    while (run->workers_active < run->opts.workers &&
+           run->instances_open > 0 && now >= run->activate_idle_until_ns &&
+           run->free_slots != NULL) {
+        conn = conn_pick(run);
+        if (conn == NULL ||
+            request_issue(conn, now, LOAD_RPC_ACTIVATE, NULL) != 0)
+            break;
+        run->workers_active++;
+    }
+}
+
 /* Issues whatever is due, flushes, and ends the run when it is over. */
 static void dispatch(struct load_run *run)
 {
     uint64_t now = uv_hrtime();
     uint32_t i = 0;
 
-    if (run->phase == LOAD_RUNNING) {
+    if (run->opts.process) {
+        process_dispatch(run, now);
+    } else if (run->phase == LOAD_RUNNING) {
         if (!conns_usable(run)) {
             run->conns_lost = true;
             issue_end(run, now);
@@ -955,7 +1483,8 @@ static void dispatch(struct load_run *run)
             /* Closed loop: keep --in-flight outstanding. */
             while (run->issued < run->opts.count && run->free_slots != NULL) {
                 struct load_conn *conn = conn_pick(run);
-                if (conn == NULL || request_issue(conn, now) != 0)
+                if (conn == NULL ||
+                    request_issue(conn, now, LOAD_RPC_PUBLISH, NULL) != 0)
                     break;
             }
         } else {
@@ -966,7 +1495,8 @@ static void dispatch(struct load_run *run)
                 uint64_t at = run->start_ns +
                               (uint64_t)((double)run->issued * 1e9 /
                                          run->opts.rate);
-                if (conn == NULL || request_issue(conn, at) != 0)
+                if (conn == NULL ||
+                    request_issue(conn, at, LOAD_RPC_PUBLISH, NULL) != 0)
                     break;
             }
         }
@@ -983,6 +1513,7 @@ static void dispatch(struct load_run *run)
     }
     if (run->phase == LOAD_DRAINING &&
         (run->in_flight_count == 0 ||
+         (run->opts.process && (run->instances_open == 0 || run->unavailable)) ||
          now >= run->issue_end_ns + (uint64_t)(run->opts.drain_s * 1e9)))
         run_finish(run);
 }
@@ -1045,7 +1576,7 @@ static void run_finish(struct load_run *run)
     if (run->phase == LOAD_RUNNING)
         issue_end(run, uv_hrtime());
     run->phase = LOAD_CLOSING;
-    for (i = 0; i < run->opts.in_flight && run->in_flight_count > 0; i++) {
+    for (i = 0; i < run->slot_count && run->in_flight_count > 0; i++) {
         if (run->slots[i].conn != NULL)
             slot_complete(&run->slots[i], LOAD_ERR_TIMEOUT);
     }
@@ -1083,18 +1614,40 @@ static int run_init(struct load_run *run)
     hist_init(&run->latency);
     if (variables_build(run) != 0)
         return -1;
-    if (run->body_cap * run->opts.in_flight > LOAD_SLOT_MEMORY_MAX) {
+    run->slot_count = run->opts.in_flight;
+    if (run->opts.process) {
+        /* Creates and completions of at most in_flight instances, the
+         * activation streams and the deployment. */
+        run->slot_count = 2u * run->opts.in_flight + run->opts.workers + 1u;
+        run->jobs_cap = run->opts.in_flight +
+                        run->opts.workers * run->opts.jobs_per_activation;
+        run->jobs = calloc(run->jobs_cap, sizeof(*run->jobs));
+        if (run->jobs == NULL)
+            return -1;
+        rv = deploy_build(run);
+        if (rv != 0)
+            return rv;
+    }
+    if (run->opts.ack_log_path != NULL) {
+        run->ack_log = fopen(run->opts.ack_log_path, "w");
+        if (run->ack_log == NULL) {
+            fprintf(stderr, "tandem-load: --ack-log %s: %s\n",
+                    run->opts.ack_log_path, strerror(errno));
+            return -2;
+        }
+    }
+    if (run->body_cap * run->slot_count > LOAD_SLOT_MEMORY_MAX) {
         fprintf(stderr, "tandem-load: --in-flight x --payload-bytes needs "
                         "more than %zu MiB of request buffers\n",
                 LOAD_SLOT_MEMORY_MAX >> 20);
         return -2;
     }
-    run->slots = calloc(run->opts.in_flight, sizeof(*run->slots));
-    run->bodies = malloc(run->body_cap * run->opts.in_flight);
+    run->slots = calloc(run->slot_count, sizeof(*run->slots));
+    run->bodies = malloc(run->body_cap * run->slot_count);
     run->conns = calloc(run->opts.connections, sizeof(*run->conns));
     if (run->slots == NULL || run->bodies == NULL || run->conns == NULL)
         return -1;
-    for (i = run->opts.in_flight; i-- > 0;) {
+    for (i = run->slot_count; i-- > 0;) {
         run->slots[i].body = run->bodies + (size_t)i * run->body_cap;
         run->slots[i].next_free = run->free_slots;
         run->free_slots = &run->slots[i];
@@ -1116,7 +1669,7 @@ static int run_init(struct load_run *run)
         struct load_conn *conn = &run->conns[i];
         conn->run = run;
         conn->index = i;
-        conn->in_flight_max = (run->opts.in_flight + run->opts.connections -
+        conn->in_flight_max = (run->slot_count + run->opts.connections -
                                1u) / run->opts.connections;
         uv_tcp_init(&run->loop, &conn->tcp);
         conn->tcp.data = conn;
@@ -1133,6 +1686,15 @@ static int run_init(struct load_run *run)
 
 static void run_free(struct load_run *run)
 {
+    uint32_t i = 0;
+    for (i = 0; run->slots != NULL && i < run->slot_count; i++)
+        free(run->slots[i].stream);
+    if (run->ack_log != NULL && fclose(run->ack_log) != 0)
+        fprintf(stderr, "tandem-load: --ack-log %s: %s\n",
+                run->opts.ack_log_path, strerror(errno));
+    run->ack_log = NULL;
+    free(run->jobs);
+    free(run->deploy_body);
     free(run->slots);
     free(run->bodies);
     free(run->conns);
@@ -1142,6 +1704,22 @@ static void run_free(struct load_run *run)
 static double ms(uint64_t ns)
 {
     return (double)ns / 1e6;
+}
+
+/* Writes s as a JSON string literal. */
+static void json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s != '\0'; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            fprintf(f, "\\%c", ch);
+        else if (ch < 0x20)
+            fprintf(f, "\\u%04x", ch);
+        else
+            fputc(ch, f);
+    }
+    fputc('"', f);
 }
 
 static void report(const struct load_run *run, FILE *json_file)
@@ -1178,7 +1756,16 @@ static void report(const struct load_run *run, FILE *json_file)
         printf("seconds %.3f  sent %" PRIu64 "  acknowledged %" PRIu64
                "  errors %" PRIu64 "  unsent %" PRIu64 "\n",
                seconds, run->issued, run->ok, err_total, run->unsent);
-        printf("throughput %.1f acknowledged/s\n", tput);
+        if (o->process)
+            printf("instances created %" PRIu64 "  completed %" PRIu64
+                   "  jobs activated %" PRIu64 " in %" PRIu64
+                   " activations\n"
+                   "throughput %.1f completed instances/s "
+                   "(latency: create to complete)\n",
+                   run->created, run->ok, run->jobs_activated,
+                   run->activations, tput);
+        else
+            printf("throughput %.1f acknowledged/s\n", tput);
         printf("latency ms      p50      p90      p99     p999      max     mean\n");
         printf("           %8.3f %8.3f %8.3f %8.3f %8.3f %8.3f\n",
                ms(hist_value_at(h, 0.5)), ms(hist_value_at(h, 0.9)),
@@ -1202,7 +1789,7 @@ static void report(const struct load_run *run, FILE *json_file)
         FILE *f = outs[k];
         bool first = true;
         fprintf(f,
-                "{\"bench\":\"tandem-load\",\"rpc\":\"PublishMessage\","
+                "{\"bench\":\"tandem-load\",\"rpc\":\"%s\","
                 "\"address\":\"%s\",\"mode\":\"%s\",\"in_flight\":%u,"
                 "\"rate\":%.3f,\"connections\":%u,\"payload_bytes\":%u,"
                 "\"request_bytes\":%zu,\"keys\":%u,\"seconds\":%.3f,"
@@ -1211,6 +1798,7 @@ static void report(const struct load_run *run, FILE *json_file)
                 "\"latency_us\":{\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,"
                 "\"p999\":%.1f,\"max\":%.1f,\"mean\":%.1f},"
                 "\"error_total\":%" PRIu64 ",\"errors\":{",
+                o->process ? "process" : "PublishMessage",
                 run->authority, o->rate > 0 ? "open" : "closed",
                 o->in_flight, o->rate, o->connections, o->payload_bytes,
                 run->message_bytes, o->keys, seconds, run->issued, run->ok,
@@ -1226,10 +1814,23 @@ static void report(const struct load_run *run, FILE *json_file)
                     load_err_names[i], run->errors[i]);
             first = false;
         }
-        fprintf(f, "},\"client_cpu_s\":%.3f,\"status\":\"%s\"}\n", cpu_s,
-                run->conns_lost ? "connections_lost"
+        fprintf(f, "}");
+        if (o->process)
+            fprintf(f,
+                    ",\"instances_created\":%" PRIu64
+                    ",\"instances_completed\":%" PRIu64
+                    ",\"completed_per_s\":%.1f,\"jobs_activated\":%" PRIu64
+                    ",\"activations\":%" PRIu64 ",\"jobs_dropped\":%" PRIu64,
+                    run->created, run->ok, tput, run->jobs_activated,
+                    run->activations, run->jobs_dropped);
+        fprintf(f, ",\"first_error\":");
+        json_string(f, run->unavailable ? run->errmsg : run->first_error);
+        fprintf(f, ",\"client_cpu_s\":%.3f,\"status\":\"%s\"}\n", cpu_s,
+                run->conns_lost    ? "connections_lost"
+                : run->unavailable ? "unavailable"
                 : run->errmsg[0] != '\0' ? "timeout"
-                : run->interrupted ? "interrupted" : "ok");
+                : run->interrupted ? "interrupted"
+                                   : "ok");
     }
 }
 

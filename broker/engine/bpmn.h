@@ -22,11 +22,38 @@
  *   attached to a service task (cancelActivity true only).
  *   Ignored (layout, documentation): bpmndi:*, documentation,
  *   incoming/outgoing child elements (recomputed from sequence flows),
- *   extensionElements of other namespaces, collaboration/participant.
+ *   extensionElements of other namespaces and zeebe:properties (other
+ *   zeebe:* extensions fail), collaboration/participant, and inside a
+ *   process laneSet, textAnnotation, association and group (no execution
+ *   semantics). Elements are matched by namespace URI and local name
+ *   (bpmn = http://www.omg.org/spec/BPMN/20100524/MODEL, zeebe =
+ *   http://camunda.org/schema/zeebe/1.0), whatever the prefix.
+ *
+ * Validation, beyond the supported set: every process with
+ * isExecutable="false" is skipped (absent counts as executable) and at
+ * least one must remain; ids are unique; exactly one none start event,
+ * without incoming flows; end events have no outgoing flows; sequence
+ * flows join existing flow nodes, never into a start or boundary event;
+ * conditions only on flows out of exclusive gateways, written "= expr"
+ * (not ${...}); a diverging exclusive gateway's outgoing flows other than
+ * its default have a condition, and the default is one of its outgoing
+ * flows; service tasks have a non-empty job type and retries that are an
+ * expression or a number 0..2147483647; mapping targets are names or
+ * dotted paths; boundary events are interrupting error events attached to
+ * a service task, with at least one outgoing flow, and an errorRef names
+ * a top-level <error> that has an errorCode.
  *
  * Expressions: attribute values starting with '=' are FEEL expressions
- * (stored without the '='); others are static strings. The parser only
- * stores the text; the engine parses it with feel_parse().
+ * (stored without the '=' and trimmed); others are static strings. The
+ * parser only stores the text; the engine parses it with feel_parse().
+ * Mapping sources are always FEEL: a static source becomes a FEEL string
+ * literal ("express" -> "\"express\""), an absent one "null".
+ *
+ * Hardening: DOCTYPEs are refused before any entity is declared, nothing
+ * is fetched from the network or the file system, and the resource size
+ * (BPMN_RESOURCE_BYTES_MAX), XML element count and nesting depth, and
+ * flow elements per process (BPMN_ELEMENTS_MAX) are bounded. Nothing is
+ * printed. bpmn_parse() may be called from several threads at once.
  */
 #ifndef TANDEM_ENGINE_BPMN_H
 #define TANDEM_ENGINE_BPMN_H
@@ -121,14 +148,19 @@ struct bpmn_definitions {
 /* Parses and validates one BPMN resource (xml, len bytes; need not be
  * NUL-terminated). On success *out holds the model (free with
  * bpmn_definitions_free()) and 0 is returned; otherwise a negative
- * bpmn_errno and err holds a message naming the problem and, where there
- * is one, the element and line. resource_name is used in messages only. */
+ * bpmn_errno, *out is NULL and err holds a message naming the problem and,
+ * where there is one, the element and line. resource_name is used in
+ * messages only: when it is non-NULL and non-empty, the message starts
+ * with "'<resource_name>': ". err may be NULL (errlen 0); a message longer
+ * than errlen - 1 bytes is cut, always NUL-terminated. The model owns all
+ * its memory (malloc'd); nothing points into xml. */
 int bpmn_parse(const char *xml, size_t len, const char *resource_name,
                struct bpmn_definitions **out, char *err, size_t errlen);
 
 void bpmn_definitions_free(struct bpmn_definitions *defs);
 
-/* Index of the element with this id in p, or BPMN_NONE. */
+/* Index of the element with this id in p, or BPMN_NONE (also for a NULL
+ * id). A linear scan: callers on a hot path keep their own index. */
 uint32_t bpmn_element_find(const struct bpmn_process *p, const char *id);
 
 /* Zeebe's BpmnElementType name: "PROCESS", "START_EVENT", "END_EVENT",

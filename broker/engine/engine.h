@@ -223,7 +223,11 @@ int engine_distribution_ack_command(struct engine *e,
                                     Tandem__Record__Record **out);
 
 /* Builds the command record a target partition processes for a received
- * DistributeRequest (validating the packed record). */
+ * DistributeRequest (validating the packed record: a DEPLOYMENT CREATE
+ * COMMAND with a key of the source partition). The caller sets
+ * request_node/request_id on *out: the DEPLOYMENT CREATED event that the
+ * command yields carries them, and engine_response_build() turns it into
+ * the DistributeResponse. */
 int engine_command_from_distribute(struct engine *e,
                                    const Tandem__Command__DistributeRequest *d,
                                    Tandem__Record__Record **out, char *err,

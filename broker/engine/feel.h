@@ -13,32 +13,68 @@
  * when integral and in range, else real), strings, arrays (FEEL lists) and
  * objects (FEEL contexts).
  *
- * Supported (see docs/engine.md for the table):
+ * Supported (see docs/engine.md for the table; semantics of FEEL-Scala,
+ * the FEEL engine of Zeebe):
  *   literals      null, true, false, numbers (12, -3.5, .5), "strings"
- *                 with \" \\ \n \t \uXXXX escapes, lists [1, 2],
- *                 contexts {a: 1, "b c": 2}
- *   names         variable paths a, a.b.c (a missing name or member is
- *                 null), list filters/index x[1] (1-based, -1 = last)
+ *                 with \" \\ \/ \' \b \f \n \r \t \uXXXX escapes (not
+ *                 \u0000), lists [1, 2], contexts {a: 1, "b c": 2, d: a + 1}
+ *                 (later entries see earlier ones); line (//) and block
+ *                 comments
+ *   names         variables a, `quoted name`, paths a.b.c (a missing name
+ *                 or member, or a path into a non-context, is null; a path
+ *                 into a list maps over it: [{a:1},{a:2}].a = [1, 2]),
+ *                 list index x[1] (1-based, -1 = last, out of range null),
+ *                 list filter x[item > 1] / x[price > 10] (item and the
+ *                 element's members in scope)
  *   arithmetic    + - * / ** and unary minus on numbers; + on strings
- *                 concatenates; arithmetic with null gives null
- *   comparison    = != < <= > >= (numbers, strings, booleans, null);
- *                 between x and y; x in [list] / x in (a..b)
- *   logic         and, or (three-valued, FEEL semantics), not(x)
- *   conditional   if c then a else b
+ *                 concatenates; null or mismatched types give null
+ *   comparison    = != on any values (deep on lists and contexts; values of
+ *                 different types compare to null, except that x = null
+ *                 is true/false); < <= > >= on numbers and strings (else
+ *                 null); x between a and b; x in [1, 2] (element of),
+ *                 x in 5, x in [1..5] / (1..5) / ]1..5[ (intervals),
+ *                 x in < 5, x in (< 3, > 4, 7) (any test passes)
+ *   logic         and, or (three-valued: false and null = false, true or
+ *                 null = true, non-booleans count as null), not(x)
+ *   conditional   if c then a else b (c not true: else)
+ *   iteration     for i in list, j in 1..3 return e; some/every x in list
+ *                 satisfies c
  *   functions     string length, upper case, lower case, substring
- *                 (1-based start, optional length), contains, starts with,
- *                 ends with, string, number, abs, floor, ceiling, round
- *                 (decimal, with scale: round half even like FEEL
- *                 decimal(n, scale)), min, max, sum, count, is defined,
- *                 list contains, append, concatenate, distinct values,
- *                 modulo, sqrt, odd, even, not
+ *                 (1-based start, negative from the end, optional length),
+ *                 substring before, substring after, contains, starts with,
+ *                 ends with, trim, string join, string, number, abs,
+ *                 floor, ceiling (optional scale), round (optional scale,
+ *                 round half even like FEEL decimal(n, scale)), decimal,
+ *                 round up, round down, round half up, round half down,
+ *                 modulo (sign of the divisor), sqrt, log, exp, odd, even,
+ *                 min, max, sum, product, mean (a list or the arguments),
+ *                 all, any, count, is empty, list contains, append,
+ *                 concatenate, distinct values, index of, reverse, sublist,
+ *                 flatten, get value, is defined (false for a missing
+ *                 variable or member, true for null), not
+ *   Not supported: dates, times and durations, regular expressions,
+ *   named arguments, user-defined functions, `instance of`.
+ *
+ * Numbers: JSON integers (int64) stay integral under + - * and under /
+ * when exact (10 / 5 = 2, 10 / 4 = 2.5), overflowing to a real; reals are
+ * doubles rounded to 15 significant digits after each operation (so
+ * 0.1 + 0.2 = 0.3 as in FEEL's decimals), and a real result that is
+ * integral and within 2^53 becomes a JSON integer. Non-finite results are
+ * null. Dump results with JSON_REAL_PRECISION(15) to print 0.3, not
+ * 0.29999999999999999.
  *
  * Errors: feel_parse() rejects malformed text with a message giving the
- * offending column; feel_eval() fails (returns FEEL_E_EVAL) only for hard
- * errors (unknown function, wrong argument count, division by zero, a
- * type mismatch that FEEL defines as an error here); most type mismatches
- * give null, as in FEEL. Depth and size are bounded (FEEL_DEPTH_MAX,
- * FEEL_TEXT_MAX) so hostile input cannot exhaust the stack.
+ * offending column (1-based, in code points of the text as passed, a
+ * leading '=' included); feel_eval() fails (returns FEEL_E_EVAL) only for
+ * hard errors (unknown function or wrong argument count, division or
+ * modulo by zero); type mismatches give null, as in FEEL-Scala. Depth and
+ * size are bounded (FEEL_DEPTH_MAX, FEEL_TEXT_MAX, and an evaluation
+ * budget of steps and string bytes reported as FEEL_E_LIMIT) so hostile
+ * input cannot exhaust the stack, the memory or the time.
+ *
+ * Thread safety: a parsed expression is immutable; any number of threads
+ * may evaluate it at once (jansson's reference counts are atomic). No
+ * globals, no I/O, no clock.
  */
 #ifndef TANDEM_ENGINE_FEEL_H
 #define TANDEM_ENGINE_FEEL_H
@@ -73,13 +109,19 @@ void feel_expr_free(struct feel_expr *expr);
  * NULL for none; borrowed). On success *out is a new reference to the
  * result (never NULL: FEEL null is json_null()) and 0 is returned;
  * otherwise a negative feel_errno with a message in err, e.g.
- * "no function 'foo' with 2 arguments". Pure: no globals, no I/O. */
+ * "no function 'foo' with 2 arguments at column 1". The result may share
+ * parts with vars (a variable's value is returned by reference): treat it
+ * as read-only or json_deep_copy() it before changing it. Pure: no
+ * globals, no I/O. */
 int feel_eval(const struct feel_expr *expr, const json_t *vars,
               json_t **out, char *err, size_t errlen);
 
 /* The names of variables the expression reads at top level (for
  * fetchVariables-style decisions); optional helper: fills up to max names
- * (borrowed pointers into expr) and returns the total count. */
+ * (borrowed pointers into expr, sorted, each once) and returns the total
+ * count. Names bound by for/some/every are left out; names inside list
+ * filters are kept even when they may name members of the elements, so the
+ * set is a superset of what is read. */
 size_t feel_expr_names(const struct feel_expr *expr, const char **names,
                        size_t max);
 

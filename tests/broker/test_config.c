@@ -4,8 +4,10 @@
  * the test's working directory), environment overrides, every validation
  * rule (table-driven: input -> error code and a substring that names the
  * key and the reason), unknown keys, YAML syntax errors, the nodeId derived
- * from podOrdinal, value syntaxes (durations, sizes, booleans, lists) and
- * the print -> load round trip.
+ * from podOrdinal, the pod ordinal taken from a StatefulSet host name
+ * (cluster.nodeIdFromHostname), the contact points expanded from
+ * cluster.initialContactPointsTemplate, value syntaxes (durations, sizes,
+ * booleans, lists) and the print -> load round trip.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
@@ -15,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -83,6 +86,12 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.region_id, 0);
     assert_false(cfg.pod_ordinal_set);
     assert_false(cfg.node_id_derived);
+    assert_false(cfg.node_id_from_hostname);
+    assert_false(cfg.pod_ordinal_from_hostname);
+    assert_string_equal(cfg.contact_point_template, "");
+    assert_int_equal(cfg.region_namespace_count, 0);
+    assert_false(cfg.contact_points_derived);
+    assert_string_equal(cfg.hostname, "");
     assert_string_equal(cfg.host, "0.0.0.0");
     assert_string_equal(cfg.advertised_host, "");
     assert_int_equal(cfg.command_api_port, 26501);
@@ -147,6 +156,15 @@ static void test_load_full_file(void **state)
     assert_string_equal(cfg.data_directory, "/var/lib/tandem");
     assert_int_equal(cfg.snapshot_period_ms, 15 * 60 * 1000);
     assert_int_equal(cfg.log_segment_bytes, 256u << 20);
+    assert_true(cfg.node_id_from_hostname);
+    assert_false(cfg.pod_ordinal_from_hostname); /* nodeId was given */
+    assert_false(cfg.node_id_derived);
+    assert_int_equal(cfg.region_namespace_count, 2);
+    assert_string_equal(cfg.region_namespaces[0], "tandem-region0");
+    assert_string_equal(cfg.region_namespaces[1], "tandem-region1");
+    assert_string_equal(cfg.hostname, "tandem-broker-2");
+    assert_string_equal(cfg.contact_point_template, "");
+    assert_false(cfg.contact_points_derived);
     assert_round_trip();
 }
 
@@ -494,6 +512,25 @@ static const struct bad_case bad_cases[] = {
      "expected a list of host:port strings"},
     {"cluster: {initialContactPoints: 'a:1,b'}", BROKER_CONFIG_E_TYPE,
      "cluster.initialContactPoints (test.yaml:1:29): expected host:port"},
+    /* region namespaces and host name */
+    {"cluster: {regionNamespaces: [Tandem_R0]}", BROKER_CONFIG_E_TYPE,
+     "cluster.regionNamespaces (test.yaml:1:29): expected a namespace name "
+     "(lower-case letters, digits and '-', at most 63 characters), got "
+     "\"Tandem_R0\""},
+    {"cluster: {regionNamespaces: [a, -b]}", BROKER_CONFIG_E_TYPE,
+     "got \"-b\""},
+    {"cluster: {regionNamespaces: [[a]]}", BROKER_CONFIG_E_TYPE,
+     "expected a list of namespace names"},
+    {"cluster: {regionNamespaces: [a, b]}", BROKER_CONFIG_E_INVALID,
+     "cluster.regionNamespaces (test.yaml:1:29): has 2 entries, must have "
+     "one per region (regions is 1)"},
+    {"cluster: {regionNamespaces: 'a,b,c,d,e,f,g,h,i'}",
+     BROKER_CONFIG_E_INVALID,
+     "cluster.regionNamespaces (test.yaml:1:29): more than 8 entries"},
+    {"cluster: {nodeIdFromHostname: sometimes}", BROKER_CONFIG_E_TYPE,
+     "cluster.nodeIdFromHostname (test.yaml:1:29): expected a boolean"},
+    {"hostname: 'a/b'", BROKER_CONFIG_E_INVALID,
+     "hostname (test.yaml:1:19): must be empty or a host name"},
     /* network */
     {"network: {host: ''}", BROKER_CONFIG_E_INVALID,
      "network.host (test.yaml:1:29): must be a host name or IP address"},
@@ -762,6 +799,330 @@ static void test_pod_ordinal(void **state)
 }
 
 /* ------------------------------------------------------------------------
+ * nodeId from a StatefulSet host name
+ * --------------------------------------------------------------------- */
+
+static void test_hostname_ordinal(void **state)
+{
+    static const struct {
+        const char *host;
+        int ordinal; /* -1: rejected */
+    } cases[] = {
+        {"tandem-broker-0", 0},
+        {"tandem-broker-2", 2},
+        {"tandem-broker-17", 17},
+        {"tandem-broker-255", 255},
+        {"tandem-broker-2.tandem-broker.ns.svc.cluster.local", 2},
+        {"b-7", 7},
+        {"x-1.y-2", 1},            /* only the first label counts */
+        {"tandem-broker-256", -1}, /* above BROKER_CLUSTER_SIZE_MAX - 1 */
+        {"tandem-broker-99999999999999999999999", -1},
+        {"tandem-broker-02", -1}, /* leading zero: not an ordinal */
+        {"tandem-broker-", -1},
+        {"tandem-broker", -1},
+        {"broker3", -1},
+        {"-3", -1},
+        {"tandem-broker-+3", -1},
+        {"tandem-broker-3x", -1},
+        {"a b-1", -1},
+        {"", -1},
+        {"tandem.broker-1", -1}, /* the '-' is not in the first label */
+    };
+    (void)state;
+
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        uint32_t ordinal = 12345;
+        int rv = broker_config_hostname_ordinal(cases[k].host, &ordinal);
+        if (cases[k].ordinal < 0) {
+            if (rv != BROKER_CONFIG_E_INVALID || ordinal != 12345) {
+                fail_msg("\"%s\": accepted as %u", cases[k].host, ordinal);
+            }
+        } else if (rv != 0 || ordinal != (uint32_t)cases[k].ordinal) {
+            fail_msg("\"%s\": got %d/%u, want %d", cases[k].host, rv, ordinal,
+                     cases[k].ordinal);
+        }
+    }
+}
+
+static void test_node_id_from_hostname(void **state)
+{
+    char *env_pod3[] = {"HOSTNAME=tandem-broker-3", NULL};
+    char *env_both[] = {"HOSTNAME=tandem-broker-3",
+                        "TANDEM_BROKER_HOSTNAME=tandem-broker-1", NULL};
+    char *env_node[] = {"TANDEM_BROKER_CLUSTER_NODEID=1",
+                        "HOSTNAME=tandem-broker-3", NULL};
+    char *env_bad[] = {"HOSTNAME=laptop", NULL};
+    char *env_big[] = {"HOSTNAME=tandem-broker-4", NULL};
+    char *env_pod_key[] = {"TANDEM_BROKER_CLUSTER_PODORDINAL=1",
+                           "HOSTNAME=tandem-broker-3", NULL};
+    char *env_flag[] = {"TANDEM_BROKER_CLUSTER_NODEIDFROMHOSTNAME=true",
+                        "HOSTNAME=web-2.example.org", NULL};
+    char *env_empty[] = {"HOSTNAME=", NULL};
+    char host[300];
+    (void)state;
+
+    /* Region 1, pod tandem-broker-3: nodeId 3 * 2 + 1. */
+    assert_int_equal(
+        broker_config_load(&cfg, "hostname.yaml", env_pod3, err, sizeof(err)),
+        0);
+    assert_true(cfg.node_id_from_hostname);
+    assert_true(cfg.pod_ordinal_set);
+    assert_true(cfg.pod_ordinal_from_hostname);
+    assert_int_equal(cfg.pod_ordinal, 3);
+    assert_true(cfg.node_id_derived);
+    assert_int_equal(cfg.node_id, 7);
+    assert_string_equal(cfg.hostname, "tandem-broker-3");
+    assert_int_equal(broker_config_validate(&cfg, err, sizeof(err)), 0);
+    assert_round_trip();
+    /* A hand-changed host name no longer matches the derived ordinal. */
+    snprintf(cfg.hostname, sizeof(cfg.hostname), "tandem-broker-2");
+    assert_int_equal(broker_config_validate(&cfg, err, sizeof(err)),
+                     BROKER_CONFIG_E_INVALID);
+    assert_string_equal(err, "config: tandem.broker.cluster.podOrdinal: "
+                             "marked as taken from the host name but does "
+                             "not match tandem.broker.hostname");
+
+    /* Every pod of both regions: region r, ordinal o -> o * 2 + r; the
+     * two StatefulSets together give every id 0..7 once. */
+    {
+        unsigned seen = 0;
+        for (unsigned r = 0; r < 2; r++) {
+            for (unsigned o = 0; o < 4; o++) {
+                char h[64];
+                char reg[64];
+                char *env[] = {h, reg, NULL};
+                snprintf(h, sizeof(h), "HOSTNAME=tandem-broker-%u", o);
+                snprintf(reg, sizeof(reg), "TANDEM_BROKER_CLUSTER_REGIONID=%u",
+                         r);
+                assert_int_equal(broker_config_load(&cfg, "hostname.yaml", env,
+                                                    err, sizeof(err)),
+                                 0);
+                assert_int_equal(cfg.node_id, o * 2 + r);
+                assert_int_equal(cfg.node_id % 2, r);
+                seen |= 1u << cfg.node_id;
+            }
+        }
+        assert_int_equal(seen, 0xff);
+    }
+
+    /* TANDEM_BROKER_HOSTNAME (the `hostname` key) wins over HOSTNAME. */
+    assert_int_equal(
+        broker_config_load(&cfg, "hostname.yaml", env_both, err, sizeof(err)),
+        0);
+    assert_int_equal(cfg.node_id, 3);
+    assert_string_equal(cfg.hostname, "tandem-broker-1");
+
+    /* An explicit nodeId wins, and the host name is not even read. */
+    assert_int_equal(
+        broker_config_load(&cfg, "hostname.yaml", env_node, err, sizeof(err)),
+        0);
+    assert_int_equal(cfg.node_id, 1);
+    assert_false(cfg.node_id_derived);
+    assert_false(cfg.pod_ordinal_set);
+    assert_string_equal(cfg.hostname, "");
+    assert_round_trip();
+
+    /* A host name that is not a pod's. */
+    assert_int_equal(
+        broker_config_load(&cfg, "hostname.yaml", env_bad, err, sizeof(err)),
+        BROKER_CONFIG_E_INVALID);
+    assert_string_equal(
+        err, "config: tandem.broker.cluster.nodeIdFromHostname "
+             "(hostname.yaml:11:3): host name \"laptop\" (from env HOSTNAME) "
+             "does not end in -<ordinal> (0 to 255, no leading zeros) as a "
+             "StatefulSet pod's does, e.g. tandem-broker-2");
+    assert_int_equal(load_str("tandem.broker:\n  hostname: db-01\n"
+                              "  cluster.nodeIdFromHostname: on\n",
+                              NULL),
+                     BROKER_CONFIG_E_INVALID);
+    assert_err_has("host name \"db-01\" (from tandem.broker.hostname "
+                   "(test.yaml:2:3)) does not end in -<ordinal>");
+
+    /* An ordinal beyond the cluster: 4 * 2 + 1 >= 8. */
+    assert_int_equal(
+        broker_config_load(&cfg, "hostname.yaml", env_big, err, sizeof(err)),
+        BROKER_CONFIG_E_INVALID);
+    assert_string_equal(
+        err, "config: tandem.broker.cluster.nodeIdFromHostname "
+             "(hostname.yaml:11:3): host name \"tandem-broker-4\" gives "
+             "nodeId 9 (podOrdinal 4 * regions 2 + regionId 1), which must "
+             "be less than clusterSize (8)");
+
+    /* podOrdinal and nodeIdFromHostname are two answers to one question. */
+    assert_int_equal(broker_config_load(&cfg, "hostname.yaml", env_pod_key, err,
+                                        sizeof(err)),
+                     BROKER_CONFIG_E_INVALID);
+    assert_string_equal(err,
+                        "config: tandem.broker.cluster.nodeIdFromHostname "
+                        "(hostname.yaml:11:3): conflicts with "
+                        "tandem.broker.cluster.podOrdinal (env "
+                        "TANDEM_BROKER_CLUSTER_PODORDINAL): set one of them");
+
+    /* The flag from the environment; a fully qualified host name. */
+    assert_int_equal(
+        load_str("tandem.broker.cluster.clusterSize: 3\n", env_flag), 0);
+    assert_int_equal(cfg.node_id, 2);
+    assert_string_equal(cfg.hostname, "web-2.example.org");
+    assert_round_trip();
+
+    /* Without HOSTNAME (an empty one counts as missing): gethostname(). */
+    assert_int_equal(gethostname(host, sizeof(host)), 0);
+    host[sizeof(host) - 1] = '\0';
+    {
+        uint32_t ordinal = 0;
+        int rv = load_str("tandem.broker.cluster:\n  clusterSize: 256\n"
+                          "  nodeIdFromHostname: true\n",
+                          env_empty);
+        if (broker_config_hostname_ordinal(host, &ordinal) == 0) {
+            assert_int_equal(rv, 0);
+            assert_int_equal(cfg.node_id, ordinal);
+            assert_string_equal(cfg.hostname, host);
+        } else {
+            assert_int_equal(rv, BROKER_CONFIG_E_INVALID);
+            assert_err_has("(from gethostname()) does not end in");
+        }
+    }
+
+    /* Off by default: the host name is ignored. */
+    assert_int_equal(
+        load_str("tandem.broker.cluster.clusterSize: 8\n", env_pod3), 0);
+    assert_int_equal(cfg.node_id, 0);
+    assert_false(cfg.pod_ordinal_set);
+}
+
+/* ------------------------------------------------------------------------
+ * Contact points from a template
+ * --------------------------------------------------------------------- */
+
+static void test_contact_template(void **state)
+{
+    char *env_pod0[] = {"HOSTNAME=tandem-broker-0",
+                        "TANDEM_BROKER_CLUSTER_REGIONID=0", NULL};
+    char *env_all[] = {
+        "TANDEM_BROKER_CLUSTER_CLUSTERSIZE=4",
+        "TANDEM_BROKER_CLUSTER_REPLICATIONFACTOR=4",
+        "TANDEM_BROKER_CLUSTER_REGIONS=2",
+        "TANDEM_BROKER_CLUSTER_INITIALCONTACTPOINTSTEMPLATE="
+        "t-{region}-{ordinal}.{namespace}.svc:26502",
+        "TANDEM_BROKER_CLUSTER_REGIONNAMESPACES= london , paris ",
+        NULL};
+    char *env_list[] = {"TANDEM_BROKER_CLUSTER_INITIALCONTACTPOINTS=a:1",
+                        "HOSTNAME=tandem-broker-0", NULL};
+    char buf[64];
+    (void)state;
+
+    assert_int_equal(
+        broker_config_load(&cfg, "hostname.yaml", env_pod0, err, sizeof(err)),
+        0);
+    assert_int_equal(cfg.node_id, 0);
+    assert_true(cfg.contact_points_derived);
+    assert_int_equal(cfg.contact_point_count, 8);
+    /* Ids alternate regions: even ids region 0, odd ids region 1; the
+     * ordinal is id / 2. */
+    for (uint32_t n = 0; n < 8; n++) {
+        char want[128];
+        snprintf(want, sizeof(want),
+                 "tandem-broker-%u.tandem-broker.tandem-region%u.svc.cluster."
+                 "local",
+                 n / 2, n % 2);
+        assert_string_equal(cfg.contact_points[n].host, want);
+        assert_int_equal(cfg.contact_points[n].port, 26502);
+    }
+    assert_round_trip();
+
+    /* The same from the environment (list as comma-separated string). */
+    assert_int_equal(load_str(NULL, env_all), 0);
+    assert_int_equal(cfg.contact_point_count, 4);
+    assert_string_equal(cfg.contact_points[0].host, "t-0-0.london.svc");
+    assert_string_equal(cfg.contact_points[1].host, "t-1-0.paris.svc");
+    assert_string_equal(cfg.contact_points[2].host, "t-0-1.london.svc");
+    assert_string_equal(cfg.contact_points[3].host, "t-1-1.paris.svc");
+    assert_round_trip();
+
+    /* A hand-changed entry no longer validates. */
+    cfg.contact_points[2].port = 1;
+    assert_int_equal(broker_config_validate(&cfg, err, sizeof(err)),
+                     BROKER_CONFIG_E_INVALID);
+    assert_string_equal(err, "config: tandem.broker.cluster."
+                             "initialContactPoints: entry 3 does not equal "
+                             "the expansion of initialContactPointsTemplate");
+
+    /* {nodeId}, single region, IPv6 literal. */
+    assert_int_equal(
+        load_str("tandem.broker.cluster:\n  clusterSize: 3\n"
+                 "  initialContactPointsTemplate: '[fd00::{nodeId}]:26502'\n",
+                 NULL),
+        0);
+    assert_int_equal(cfg.contact_point_count, 3);
+    assert_string_equal(cfg.contact_points[2].host, "fd00::2");
+    assert_round_trip();
+
+    /* The expander on its own. */
+    assert_int_equal(broker_config_contact_expand(&cfg, 1, buf, sizeof(buf),
+                                                  err, sizeof(err)),
+                     0);
+    assert_string_equal(buf, "[fd00::1]:26502");
+    assert_int_equal(
+        broker_config_contact_expand(&cfg, 1, buf, 8, err, sizeof(err)),
+        BROKER_CONFIG_E_INVALID);
+    assert_string_equal(err, "expands to more than 7 characters");
+
+    /* Errors name the template key. */
+    {
+        static const struct {
+            const char *yaml;
+            const char *want;
+        } bad[] = {
+            {"clusterSize: 2, initialContactPointsTemplate: "
+             "'b-{ordinal}{pod}:1'",
+             "(test.yaml:1:41): unknown placeholder {pod} (known: {nodeId}, "
+             "{ordinal}, {region}, {namespace})"},
+            {"clusterSize: 2, initialContactPointsTemplate: 'b-{ordinal:1'",
+             "'{' at character 3 is not closed"},
+            {"clusterSize: 2, initialContactPointsTemplate: 'b}-{ordinal}:1'",
+             "'}' at character 2 has no '{'"},
+            {"clusterSize: 2, initialContactPointsTemplate: 'b:1'",
+             "must contain {ordinal} or {nodeId}, else every broker gets the "
+             "same address"},
+            {"clusterSize: 2, initialContactPointsTemplate: 'b-{ordinal}:0'",
+             "gives \"b-0:0\" for nodeId 0, which is not a host:port"},
+            {"clusterSize: 4, replicationFactor: 4, regions: 2, "
+             "initialContactPointsTemplate: 'b-{ordinal}.{namespace}:1', "
+             "regionNamespaces: [r0]",
+             "{namespace} needs tandem.broker.cluster.regionNamespaces to "
+             "name region 1's namespace (it has 1 entries)"},
+            {"clusterSize: 65, initialContactPointsTemplate: 'b-{nodeId}:1'",
+             "gives one contact point per broker, and clusterSize (65) is "
+             "more than 64"},
+            {"clusterSize: 2, initialContactPointsTemplate: 'b-{nodeId}:1', "
+             "initialContactPoints: ['a:1']",
+             "conflicts with tandem.broker.cluster.initialContactPoints "
+             "(test.yaml:1:87): set one of them"},
+        };
+        for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+            char doc[512];
+            int rv;
+            snprintf(doc, sizeof(doc), "tandem.broker.cluster: {%s}\n",
+                     bad[k].yaml);
+            rv = load_str(doc, NULL);
+            if (rv != BROKER_CONFIG_E_INVALID ||
+                strstr(err, bad[k].want) == NULL ||
+                strstr(err, "config: tandem.broker.cluster."
+                            "initialContactPointsTemplate (") != err) {
+                fail_msg("case %zu: got %d \"%s\", want \"%s\"", k, rv, err,
+                         bad[k].want);
+            }
+        }
+    }
+    /* The list from the environment conflicts with the file's template. */
+    assert_int_equal(
+        broker_config_load(&cfg, "hostname.yaml", env_list, err, sizeof(err)),
+        BROKER_CONFIG_E_INVALID);
+    assert_err_has("conflicts with tandem.broker.cluster.initialContactPoints "
+                   "(env TANDEM_BROKER_CLUSTER_INITIALCONTACTPOINTS)");
+}
+
+/* ------------------------------------------------------------------------
  * Printing
  * --------------------------------------------------------------------- */
 
@@ -806,6 +1167,36 @@ static void test_print_format(void **state)
         strstr(buf, "      # nodeId: 7 (derived from podOrdinal)\n"));
     assert_non_null(strstr(buf, "      podOrdinal: 3\n"));
     free(buf);
+
+    /* A pod ordinal from the host name and derived contact points are
+     * printed as comments; the host name and the template are printed. */
+    {
+        char *env[] = {"HOSTNAME=tandem-broker-2", NULL};
+        assert_int_equal(
+            broker_config_load(&cfg, "hostname.yaml", env, err, sizeof(err)),
+            0);
+    }
+    out = open_memstream(&buf, &len);
+    assert_int_equal(broker_config_print(&cfg, out), 0);
+    fclose(out);
+    assert_non_null(
+        strstr(buf, "      # nodeId: 5 (derived from podOrdinal)\n"));
+    assert_non_null(
+        strstr(buf, "      # podOrdinal: 2 (from the host name)\n"
+                    "      nodeIdFromHostname: true\n"
+                    "      initialContactPointsTemplate: \"tandem-broker-"
+                    "{ordinal}.tandem-broker.{namespace}.svc.cluster.local:"
+                    "26502\"\n"
+                    "      regionNamespaces:\n"
+                    "        - \"tandem-region0\"\n"
+                    "        - \"tandem-region1\"\n"));
+    assert_non_null(strstr(
+        buf, "      # initialContactPoints: (derived from "
+             "initialContactPointsTemplate)\n"
+             "      #   - \"tandem-broker-0.tandem-broker.tandem-region0.svc."
+             "cluster.local:26502\"\n"));
+    assert_non_null(strstr(buf, "    hostname: \"tandem-broker-2\"\n"));
+    free(buf);
 }
 
 int main(void)
@@ -824,6 +1215,9 @@ int main(void)
         cmocka_unit_test(test_value_syntaxes),
         cmocka_unit_test(test_relaxed_names),
         cmocka_unit_test(test_pod_ordinal),
+        cmocka_unit_test(test_hostname_ordinal),
+        cmocka_unit_test(test_node_id_from_hostname),
+        cmocka_unit_test(test_contact_template),
         cmocka_unit_test(test_print_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -63,6 +63,13 @@ struct node {
     struct received recv[RECV_MAX];
     size_t recv_count;
     size_t member_events;
+    size_t commands; /* PartitionCommand frames received */
+    uint32_t command_from;
+    uint32_t command_partition;
+    uint64_t command_key;
+    bool command_ack;
+    uint8_t command_record[16];
+    size_t command_record_len;
     size_t peer_up;
     size_t peer_down;
     bool saw_cluster_log;
@@ -111,6 +118,21 @@ static void on_raft(void *data, uint32_t from, uint32_t partition,
     r->done = m->done;
 }
 
+static void on_command(void *data, uint32_t from, uint32_t partition,
+                       const struct codec_command *c)
+{
+    struct node *n = data;
+    n->commands++;
+    n->command_from = from;
+    n->command_partition = partition;
+    n->command_key = c->distribution_key;
+    n->command_ack = c->ack;
+    n->command_record_len = c->record_len;
+    if (c->record_len <= sizeof(n->command_record) && c->record != NULL) {
+        memcpy(n->command_record, c->record, c->record_len);
+    }
+}
+
 static void on_member(void *data, const struct transport_member *m)
 {
     struct node *n = data;
@@ -157,7 +179,8 @@ static void node_start(struct node *n, uv_loop_t *loop, uint32_t id,
                        size_t contact_count, size_t queue_max)
 {
     struct transport_options o;
-    struct transport_callbacks cb = {on_raft, on_member, on_peer, n};
+    struct transport_callbacks cb = {on_raft, on_member, on_peer, on_command,
+                                     n};
     char command_host[32];
 
     memset(n, 0, sizeof(*n));
@@ -531,6 +554,54 @@ static void raft_messages_arrive_at_the_right_node_intact(void **state)
     free(small);
     free(big);
     free(chunk);
+    cluster_down(&c);
+}
+
+/* Commands between partitions (deployment distribution) reach the named
+ * broker's on_command with partition, key and record intact, and acks
+ * travel back without a record. */
+static void partition_commands_arrive(void **state)
+{
+    struct cluster c;
+    struct codec_command cmd;
+    const uint8_t record[5] = {1, 2, 3, 4, 5};
+
+    (void)state;
+    cluster_up(&c, 2, 0);
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.source_partition = 1;
+    cmd.target_partition = 2;
+    cmd.distribution_key = 42;
+    cmd.record = record;
+    cmd.record_len = sizeof(record);
+    assert_int_equal(transport_send_command(c.nodes[0].t, 2, 2, &cmd), 0);
+    for (int i = 0; i < 500 && c.nodes[1].commands == 0; i++) {
+        run_for(&c.loop, 10);
+    }
+    assert_int_equal(c.nodes[1].commands, 1);
+    assert_int_equal(c.nodes[1].command_from, 1);
+    assert_int_equal(c.nodes[1].command_partition, 2);
+    assert_int_equal(c.nodes[1].command_key, 42);
+    assert_false(c.nodes[1].command_ack);
+    assert_int_equal(c.nodes[1].command_record_len, sizeof(record));
+    assert_memory_equal(c.nodes[1].command_record, record, sizeof(record));
+    cmd.record = NULL;
+    cmd.record_len = 0;
+    cmd.ack = true;
+    assert_int_equal(transport_send_command(c.nodes[1].t, 1, 1, &cmd), 0);
+    for (int i = 0; i < 500 && c.nodes[0].commands == 0; i++) {
+        run_for(&c.loop, 10);
+    }
+    assert_int_equal(c.nodes[0].commands, 1);
+    assert_true(c.nodes[0].command_ack);
+    assert_int_equal(c.nodes[0].command_partition, 1);
+    /* Refused locally: neither record nor ack; to ourselves. */
+    cmd.ack = false;
+    assert_int_equal(transport_send_command(c.nodes[1].t, 1, 1, &cmd),
+                     TRANSPORT_E_INVALID);
+    cmd.ack = true;
+    assert_int_equal(transport_send_command(c.nodes[1].t, 2, 1, &cmd),
+                     TRANSPORT_E_INVALID);
     cluster_down(&c);
 }
 
@@ -929,7 +1000,7 @@ static void api_errors(void **state)
     struct node n;
     struct transport *t;
     struct transport_options o;
-    struct transport_callbacks cb = {on_raft, NULL, NULL, &n};
+    struct transport_callbacks cb = {on_raft, NULL, NULL, NULL, &n};
     struct raft_message m = message_vote(1, 42, 1);
     const char *bad[] = {"no-port", "h:0", "h:65536", ":1", "h:12x"};
 
@@ -1013,6 +1084,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(gossip_spreads_members_from_one_contact_point),
         cmocka_unit_test(raft_messages_arrive_at_the_right_node_intact),
+        cmocka_unit_test(partition_commands_arrive),
         cmocka_unit_test(flush_makes_one_write_per_peer),
         cmocka_unit_test(simultaneous_dials_keep_the_lower_dialler),
         cmocka_unit_test(restarted_broker_is_reconnected),

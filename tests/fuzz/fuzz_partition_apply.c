@@ -1,25 +1,38 @@
-/* fuzz_partition_apply.c: fuzz target for the partition state machine's
- * record decoding (broker/partition.c): arbitrary bytes are applied as
- * committed entries and as snapshot data.
+/* fuzz_partition_apply.c: fuzz target for what a partition does with the
+ * bytes of committed entries and snapshots (broker/partition.c and the
+ * engine's record decoding and appliers behind it).
  *
  * Input: byte 0 picks the mode (even: apply the rest as one NORMAL entry,
  * odd: restore the rest as snapshot bytes); then the partition must either
- * accept it or mark itself dead, never crash, and a dead partition must
- * refuse further work. */
+ * accept it or mark itself dead, never crash. Each input starts from an
+ * empty state directory (removed afterwards), so a crash reproduces from
+ * the input alone. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "broker/partition.h"
 #include "fuzz.h"
 
-static void fuzz_answer(void *data, uint64_t request_id, int status,
-                        uint64_t key, const char *message)
+static void fuzz_answer(void *data, uint64_t request_id,
+                        const Tandem__Command__Response *resp)
 {
     (void)data;
     (void)request_id;
-    (void)status;
-    (void)key;
-    (void)message;
+    (void)resp;
+}
+
+static char fuzz_dir[64];
+
+static void fuzz_wipe(void)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/data.mdb", fuzz_dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/lock.mdb", fuzz_dir);
+    unlink(path);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -29,10 +42,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct partition_options po;
     struct partition p;
     struct raft_entry e;
+    char err[256];
     int rv;
 
     if (size == 0) {
         return 0;
+    }
+    if (fuzz_dir[0] == '\0') {
+        snprintf(fuzz_dir, sizeof(fuzz_dir), "/tmp/tandem-fuzz-apply-%ld",
+                 (long)getpid());
     }
     raft_options_default(&o, 1);
     if (raft_node_new(&o, &raft) != 0) {
@@ -40,11 +58,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     memset(&po, 0, sizeof(po));
     po.partition_id = 2;
+    po.partitions_count = 3;
+    po.state_dir = fuzz_dir;
     po.requests_max = 4;
     po.answer = fuzz_answer;
-    if (partition_init(&p, &po, raft) != 0) {
+    if (partition_init(&p, &po, raft, err, sizeof(err)) != 0) {
         raft_node_free(raft);
-        return 0;
+        fprintf(stderr, "fuzz-partition-apply: %s\n", err);
+        abort(); /* the environment must open */
     }
     if (data[0] % 2 == 0) {
         memset(&e, 0, sizeof(e));
@@ -64,5 +85,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
     partition_close(&p);
+    fuzz_wipe();
     return 0;
 }

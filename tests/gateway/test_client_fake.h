@@ -5,10 +5,22 @@
  * answers:
  *   TopologyRequest -> BrokerTopology built from its fields below, with
  *                      every fake of its cluster as a member;
- *   PublishMessage  -> per `publish_mode`: an answer as leader, an Error
- *                      with `error_code` (NOT_LEADER with leader_hint, ...),
- *                      silence, or dropping the connection.
+ *   every command   -> per `publish_mode` (all commands, not only
+ *                      PublishMessage): an answer as leader, an Error with
+ *                      `error_code` (NOT_LEADER with leader_hint, ...),
+ *                      silence, or dropping the connection. Answers:
+ *                      PublishMessage a key; DeployResource one process
+ *                      per resource; CreateProcessInstance[WithResult] an
+ *                      instance key (and, with create_adds_job, one job
+ *                      on that partition); SetVariables a key; the job
+ *                      and incident commands an empty response;
+ *   ActivateJobs    -> up to maxJobsToActivate of the partition's
+ *                      jobs_available (keys partition << 51 | 1000 + n);
+ *   AwaitJobs       -> available at once when the partition has jobs,
+ *                      else held until fake_broker_jobs_add() (bounded).
  * Tests change the fields between loop runs to move leaders, fail, stop.
+ * Counters: requests seen per body case, the last partition, timeout and
+ * request (packed copy) of any command.
  *
  * Also: run_until() drives a loop until a condition holds or time runs
  * out, so every test is bounded. */
@@ -25,6 +37,9 @@
 #define FAKE_PARTITIONS_MAX 8u
 #define FAKE_CONNS_MAX 8u
 #define FAKE_CLUSTER_MAX 4u
+#define FAKE_AWAITS_MAX 64u
+#define FAKE_BODIES_MAX 32u /* > the highest Request body number */
+#define FAKE_LAST_BYTES_MAX 4096u
 
 enum fake_publish_mode {
     FAKE_PUBLISH_ANSWER = 0, /* PublishMessageResponse */
@@ -63,6 +78,19 @@ struct fake_broker {
     uint32_t last_partition;       /* of the last PublishMessage */
     uint64_t last_timeout_ms;
     uint32_t topology_requests;
+    uint32_t commands[FAKE_BODIES_MAX]; /* requests per body case */
+    uint32_t jobs_available[FAKE_PARTITIONS_MAX + 1]; /* per partition */
+    bool create_adds_job;          /* a created instance makes a job */
+    uint32_t created;              /* instances created */
+    uint32_t jobs_handed;          /* jobs activated */
+    uint8_t last_request[FAKE_LAST_BYTES_MAX]; /* packed last command */
+    size_t last_request_len;       /* 0: too big or none */
+    struct {
+        struct fake_conn *conn;    /* NULL: free slot */
+        uint64_t id;
+        uint32_t partition;
+    } awaits[FAKE_AWAITS_MAX];     /* held AwaitJobs requests */
+    uint32_t await_count;
     struct fake_conn *conns[FAKE_CONNS_MAX];
     uint32_t handles_open;
 };
@@ -74,6 +102,15 @@ void fake_broker_init(uv_loop_t *loop, struct fake_broker *f,
 /* Sets f's partition entry (adds or replaces by id). */
 void fake_broker_partition(struct fake_broker *f, uint32_t id,
                            Tandem__Command__Role role, uint64_t term);
+
+/* Adds n jobs to partition's jobs_available and answers the held
+ * AwaitJobs requests of that partition (available). */
+void fake_broker_jobs_add(struct fake_broker *f, uint32_t partition,
+                          uint32_t n);
+
+/* The last command request of f unpacked (free with
+ * tandem__command__request__free_unpacked), or NULL. */
+Tandem__Command__Request *fake_broker_last(const struct fake_broker *f);
 
 /* Closes every connection (the client sees EOF); keeps listening. */
 void fake_broker_drop(struct fake_broker *f);

@@ -314,6 +314,91 @@ static void unpack_rejects_bad_frames(void **state)
     }
 }
 
+/* The checks of the command bodies added for the engine: each body is
+ * accepted with a partition, and the structural rules hold. */
+static void request_check_command_bodies(void **state)
+{
+    Tandem__Command__Request r = TANDEM__COMMAND__REQUEST__INIT;
+    GatewayProtocol__CompleteJobRequest cj =
+        GATEWAY_PROTOCOL__COMPLETE_JOB_REQUEST__INIT;
+    GatewayProtocol__DeployResourceRequest dr =
+        GATEWAY_PROTOCOL__DEPLOY_RESOURCE_REQUEST__INIT;
+    GatewayProtocol__CreateProcessInstanceWithResultRequest wr =
+        GATEWAY_PROTOCOL__CREATE_PROCESS_INSTANCE_WITH_RESULT_REQUEST__INIT;
+    GatewayProtocol__CreateProcessInstanceRequest ci =
+        GATEWAY_PROTOCOL__CREATE_PROCESS_INSTANCE_REQUEST__INIT;
+    Tandem__Command__AwaitJobsRequest aw =
+        TANDEM__COMMAND__AWAIT_JOBS_REQUEST__INIT;
+    Tandem__Command__DistributeRequest di =
+        TANDEM__COMMAND__DISTRIBUTE_REQUEST__INIT;
+    char *types[2] = {"t", ""};
+    uint8_t rec[1] = {8};
+    char errmsg[PROTO_ERRMSG_SIZE];
+    uint8_t *frame;
+    size_t len;
+
+    (void)state;
+    r.id = 9;
+    r.partition_id = 2;
+    r.body_case = TANDEM__COMMAND__REQUEST__BODY_COMPLETE_JOB;
+    r.complete_job = &cj;
+    assert_int_equal(proto_command_request_check(&r, errmsg), 0);
+    assert_int_equal(proto_command_request_pack(&r, 4096, &frame, &len), 0);
+    free(frame);
+    r.partition_id = 0;
+    assert_int_equal(proto_command_request_check(&r, errmsg),
+                     PROTO_E_INVALID);
+    assert_non_null(strstr(errmsg, "without partition"));
+
+    /* Deployments: partition 1 only. */
+    r.body_case = TANDEM__COMMAND__REQUEST__BODY_DEPLOY_RESOURCE;
+    r.deploy_resource = &dr;
+    r.partition_id = 2;
+    assert_int_equal(proto_command_request_check(&r, errmsg),
+                     PROTO_E_INVALID);
+    assert_non_null(strstr(errmsg, "deployment partition 1"));
+    r.partition_id = 1;
+    assert_int_equal(proto_command_request_check(&r, errmsg), 0);
+
+    /* With result: the inner request must be there. */
+    r.body_case =
+        TANDEM__COMMAND__REQUEST__BODY_CREATE_PROCESS_INSTANCE_WITH_RESULT;
+    r.create_process_instance_with_result = &wr;
+    assert_int_equal(proto_command_request_check(&r, errmsg),
+                     PROTO_E_INVALID);
+    wr.request = &ci;
+    assert_int_equal(proto_command_request_check(&r, errmsg), 0);
+
+    /* AwaitJobs: one or more non-empty types. */
+    r.body_case = TANDEM__COMMAND__REQUEST__BODY_AWAIT_JOBS;
+    r.await_jobs = &aw;
+    assert_int_equal(proto_command_request_check(&r, errmsg),
+                     PROTO_E_INVALID);
+    assert_non_null(strstr(errmsg, "without types"));
+    aw.types = types;
+    aw.n_types = 2;
+    assert_int_equal(proto_command_request_check(&r, errmsg),
+                     PROTO_E_INVALID);
+    assert_non_null(strstr(errmsg, "type 1 is empty"));
+    aw.n_types = 1;
+    assert_int_equal(proto_command_request_check(&r, errmsg), 0);
+
+    /* Distribute: from another partition, with a record. */
+    r.body_case = TANDEM__COMMAND__REQUEST__BODY_DISTRIBUTE;
+    r.distribute = &di;
+    r.partition_id = 2;
+    di.source_partition_id = 2;
+    assert_int_equal(proto_command_request_check(&r, errmsg),
+                     PROTO_E_INVALID);
+    di.source_partition_id = 1;
+    assert_int_equal(proto_command_request_check(&r, errmsg),
+                     PROTO_E_INVALID);
+    assert_non_null(strstr(errmsg, "without a record"));
+    di.record.data = rec;
+    di.record.len = sizeof(rec);
+    assert_int_equal(proto_command_request_check(&r, errmsg), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -322,6 +407,7 @@ int main(void)
         cmocka_unit_test(splitter_chunks),
         cmocka_unit_test(splitter_oversize_is_sticky),
         cmocka_unit_test(unpack_rejects_bad_frames),
+        cmocka_unit_test(request_check_command_bodies),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
