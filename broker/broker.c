@@ -45,6 +45,7 @@
 
 #include "broker/cluster_config.h"
 #include "broker/command_api.h"
+#include "broker/export.h"
 #include "broker/management.h"
 #include "broker/partition.h"
 #include "broker/placement.h"
@@ -76,6 +77,7 @@ struct broker_batch {
 
 struct broker_part {
     struct partition part;
+    struct broker_export_partition *exp; /* exporters (leader: director) */
     uint32_t id;
     bool dirty;
     enum raft_role role;
@@ -118,6 +120,8 @@ struct broker {
 
     struct broker_part *parts;
     uint32_t part_count;
+    struct broker_export *exports; /* configured exporters */
+    uint64_t last_export_flush;    /* loop time of the last flush */
 
     struct transport *transport;
     struct command_api *api;
@@ -417,6 +421,7 @@ static void broker_handle_update(struct broker *b, struct broker_part *bp,
     }
     if (u->flags & RAFT_UPDATE_COMMITTED) {
         partition_apply(&bp->part, u->committed, u->committed_count);
+        broker_export_committed(bp->exp, u->committed, u->committed_count);
     }
     if (u->role != bp->role || u->term != bp->term) {
         if (u->role != bp->role) {
@@ -431,6 +436,13 @@ static void broker_handle_update(struct broker *b, struct broker_part *bp,
         bp->role = u->role;
         bp->term = u->term;
         partition_role_changed(&bp->part);
+        if (bp->exp != NULL) {
+            if (u->role == RAFT_LEADER) {
+                broker_export_lead(bp->exp);
+            } else {
+                broker_export_follow(bp->exp);
+            }
+        }
     }
 }
 
@@ -625,6 +637,14 @@ static void broker_tick(uv_timer_t *t)
     }
     broker_expire_requests(b, now);
     broker_distribute(b, now);
+    if (now - b->last_export_flush >= 250) {
+        b->last_export_flush = now;
+        for (uint32_t i = 0; i < b->part_count; i++) {
+            if (broker_export_flush(b->parts[i].exp)) {
+                b->parts[i].dirty = true;
+            }
+        }
+    }
     /* Heartbeats and votes leave now, not after the next poll. */
     broker_turn(&b->check);
 }
@@ -654,6 +674,27 @@ static void broker_snapshot(uv_timer_t *t)
              * index until raft caught up: the snapshot must describe
              * exactly the index it is labelled with) */
             continue;
+        }
+        {
+            /* Keep every entry an exporter may still need: the snapshot
+             * (whose state is at `applied`) is labelled with the last
+             * index all exporters acknowledged completely, so the log
+             * above it stays; the engine skips re-applied entries. */
+            int64_t bound = bp->exp != NULL ? broker_export_bound(bp->exp)
+                                            : INT64_MAX;
+            if (bound < 0) {
+                continue; /* an exporter has acknowledged nothing yet */
+            }
+            if (bound != INT64_MAX) {
+                raft_index keep = (raft_index)((uint64_t)bound >>
+                                               PARTITION_POSITION_BITS);
+                if (keep == 0 || keep - 1 <= bp->part.snapshot_index) {
+                    continue;
+                }
+                if (keep - 1 < applied) {
+                    applied = keep - 1;
+                }
+            }
         }
         if (partition_snapshot_encode(&bp->part, &data, &len) != 0) {
             continue;
@@ -1284,10 +1325,16 @@ int broker_init(uv_loop_t *loop, const struct broker_config *cfg,
         free(b);
         return rv;
     }
+    rv = broker_export_init(&b->exports, loop, &b->cfg, errmsg, errmsg_len);
+    if (rv != 0) {
+        free(b);
+        return rv;
+    }
     rv = storage_open_ex(cfg->data_directory, NULL, &b->storage, sterr);
     if (rv != 0) {
         snprintf(errmsg, errmsg_len, "storage in %s: %s",
                  cfg->data_directory, sterr);
+        broker_export_close(b->exports, NULL, NULL);
         free(b);
         return rv;
     }
@@ -1345,10 +1392,17 @@ int broker_init(uv_loop_t *loop, const struct broker_config *cfg,
             goto err;
         }
         b->part_count++;
+        rv = broker_export_partition_new(b->exports, &b->parts[i].part,
+                                         &b->parts[i].exp);
+        if (rv != 0) {
+            snprintf(errmsg, errmsg_len, "exporters: out of memory");
+            goto err;
+        }
     }
     *out = b;
     return 0;
 err:
+    broker_export_close(b->exports, NULL, NULL);
     for (uint32_t i = 0; i < b->part_count; i++) {
         partition_close(&b->parts[i].part);
     }
@@ -1541,6 +1595,13 @@ static void broker_handle_closed(uv_handle_t *h)
     broker_maybe_free(b);
 }
 
+static void broker_exports_closed(void *data)
+{
+    struct broker *b = data;
+    b->closing_left--;
+    broker_maybe_free(b);
+}
+
 static void broker_api_closed(void *data)
 {
     struct broker *b = data;
@@ -1597,6 +1658,12 @@ void broker_close(struct broker *b, void (*cb)(void *data), void *data)
     if (b->gateway_open) {
         b->closing_left++;
         gateway_close(&b->gateway, broker_gateway_closed);
+    }
+    if (b->exports != NULL) {
+        /* Directors read partitions: they close before partitions do. */
+        b->closing_left++;
+        broker_export_close(b->exports, broker_exports_closed, b);
+        b->exports = NULL;
     }
     b->closing_left--;
     broker_maybe_free(b);

@@ -46,6 +46,7 @@
 #ifndef TANDEM_BROKER_CLUSTER_CONFIG_H
 #define TANDEM_BROKER_CLUSTER_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -60,10 +61,13 @@
 /* The format this code writes and the largest it reads. */
 #define CLUSTER_CONFIG_FORMAT 1u
 
-/* The largest packed configuration cluster_config_decode() accepts. A
- * configuration at every limit below packs to about 100 KiB; the bound
- * also caps what a peer can make the decoder allocate. */
-#define CLUSTER_CONFIG_BYTES_MAX ((size_t)256 << 10)
+/* The largest packed configuration cluster_config_decode() accepts (equal
+ * to TRANSPORT_CLUSTER_CONFIG_BYTES_MAX, what gossip carries). The base
+ * configuration at every limit below packs to about 100 KiB; exporters and
+ * a change add their JSON extension (see "Wire form" in cluster_config.c),
+ * and the planner refuses a change whose configuration would not fit. The
+ * bound also caps what a peer can make the decoder allocate. */
+#define CLUSTER_CONFIG_BYTES_MAX ((size_t)1 << 20)
 
 /* The largest cluster-config.json cluster_config_load() reads. */
 #define CLUSTER_CONFIG_FILE_BYTES_MAX ((size_t)4 << 20)
@@ -103,10 +107,37 @@ const char *cluster_config_strerror(int rv);
  * The configuration
  * --------------------------------------------------------------------- */
 
+/* Exporters known to the configuration, and the length of an id. */
+#define CLUSTER_CONFIG_EXPORTERS_MAX 8u
+#define CLUSTER_CONFIG_EXPORTER_ID_MAX 63u /* bytes, NUL excluded */
+
+/* Operations of one change (pending and completed together). A plan that
+ * needs more is refused with 400. */
+#define CLUSTER_CONFIG_OPERATIONS_MAX 4096u
+
+/* An exporter's state on one partition replica (Zeebe ExporterState).
+ * The aggregate ENABLING/DISABLING of GET /actuator/exporters is derived
+ * from these and the pending change (cluster_config_exporters_to_json). */
+enum cluster_config_exporter_state {
+    CLUSTER_CONFIG_EXPORTER_ENABLED = 0,
+    CLUSTER_CONFIG_EXPORTER_DISABLED = 1,
+};
+
+/* Exporter exp of one replica. */
+struct cluster_config_replica_exporter {
+    uint8_t state;            /* enum cluster_config_exporter_state */
+    uint8_t initialized_from; /* exporter index + 1, 0: none */
+    uint16_t metadata_version; /* 0 never enabled by a change; +1 per
+                                  enable (Zeebe metadataVersion) */
+};
+
 /* One replica of a partition. */
 struct cluster_config_replica {
     uint32_t node_id; /* a member, <= BROKER_NODE_ID_MAX */
     uint8_t priority; /* raft election priority, >= 1 */
+    /* exporters[e] for e < cluster_config.exporter_count */
+    struct cluster_config_replica_exporter
+        exporters[CLUSTER_CONFIG_EXPORTERS_MAX];
 };
 
 /* One partition and the brokers hosting it. */
@@ -117,9 +148,87 @@ struct cluster_config_partition {
         replicas[BROKER_REPLICAS_MAX]; /* ascending node id */
 };
 
-/* The whole configuration. About 70 KiB: allocate it statically or on the
- * heap. Entries past member_count, partitions_count and replica_count are
- * ignored by every function (and zero in what this module produces). */
+/* Zeebe's exporting state of every partition (POST /actuator/exporting/
+ * pause|resume, zeebe-facts 1.5), kept cluster-wide in the configuration
+ * so that every broker, including one that restarts, applies it. */
+enum cluster_config_exporting {
+    CLUSTER_CONFIG_EXPORTING = 0,
+    CLUSTER_CONFIG_EXPORTING_PAUSED = 1,
+    CLUSTER_CONFIG_EXPORTING_SOFT_PAUSED = 2,
+};
+
+/* The operations of a change (zeebe-facts 1.2, JSON "operation" names in
+ * cluster_config_op_name()). */
+enum cluster_config_op_type {
+    CLUSTER_CONFIG_OP_BROKER_ADD = 1,     /* broker_id joins the cluster */
+    CLUSTER_CONFIG_OP_BROKER_REMOVE,      /* broker_id (hosting nothing)
+                                             leaves */
+    CLUSTER_CONFIG_OP_PARTITION_JOIN,     /* broker_id becomes a replica of
+                                             partition_id with priority */
+    CLUSTER_CONFIG_OP_PARTITION_LEAVE,    /* broker_id stops being one */
+    CLUSTER_CONFIG_OP_PARTITION_RECONFIGURE_PRIORITY, /* new priority */
+    CLUSTER_CONFIG_OP_PARTITION_FORCE_RECONFIGURE, /* partition_id keeps
+                                             only brokers[]; executed by
+                                             broker_id */
+    CLUSTER_CONFIG_OP_BROKER_FORCE_REMOVE, /* brokers[0] removed by the
+                                             coordinator broker_id; JSON
+                                             "BROKER_REMOVE" with brokers */
+    CLUSTER_CONFIG_OP_PARTITION_DISABLE_EXPORTER, /* exporter on the
+                                             (broker_id, partition_id)
+                                             replica */
+    CLUSTER_CONFIG_OP_PARTITION_ENABLE_EXPORTER, /* same, with
+                                             initialize_from */
+};
+
+/* One operation. Fields an operation type does not use are zero. */
+struct cluster_config_op {
+    uint8_t type;            /* enum cluster_config_op_type */
+    uint8_t priority;        /* JOIN, RECONFIGURE_PRIORITY: >= 1 */
+    uint8_t broker_count;    /* FORCE_RECONFIGURE: 1..BROKER_REPLICAS_MAX;
+                                BROKER_FORCE_REMOVE: 1 */
+    uint8_t exporter;        /* exporter ops: exporter index */
+    uint8_t initialize_from; /* ENABLE_EXPORTER: exporter index + 1, 0 */
+    uint32_t broker_id;      /* every type */
+    uint32_t partition_id;   /* partition ops: 1..partitions_count */
+    int64_t completed_at_ms; /* Unix ms once completed, 0 while pending */
+    uint16_t brokers[BROKER_REPLICAS_MAX]; /* ascending node ids */
+};
+
+/* A change's status (Zeebe TopologyChange/CompletedChange status). */
+enum cluster_config_change_status {
+    CLUSTER_CONFIG_CHANGE_NONE = 0, /* no change (lastChange absent) */
+    CLUSTER_CONFIG_CHANGE_IN_PROGRESS,
+    CLUSTER_CONFIG_CHANGE_COMPLETED,
+    CLUSTER_CONFIG_CHANGE_FAILED,
+    CLUSTER_CONFIG_CHANGE_CANCELLED,
+};
+
+/* The change in progress: ops[0..completed_count) are done, in order,
+ * ops[completed_count..op_count) are pending; ops run one at a time in
+ * list order. */
+struct cluster_config_change {
+    uint64_t id;           /* >= 1: the version that recorded it */
+    uint8_t status;        /* IN_PROGRESS (NONE when there is none) */
+    uint32_t target_replication_factor; /* replication_factor once
+                                           completed */
+    int64_t started_at_ms; /* Unix ms */
+    uint32_t op_count;     /* 1..CLUSTER_CONFIG_OPERATIONS_MAX */
+    uint32_t completed_count; /* < op_count */
+    struct cluster_config_op ops[CLUSTER_CONFIG_OPERATIONS_MAX];
+};
+
+/* The last finished change (Zeebe CompletedChange). */
+struct cluster_config_last_change {
+    uint64_t id;             /* 0: none yet */
+    uint8_t status;          /* COMPLETED, FAILED or CANCELLED */
+    int64_t started_at_ms;   /* Unix ms */
+    int64_t completed_at_ms; /* Unix ms */
+};
+
+/* The whole configuration. About 640 KiB: allocate it statically or on
+ * the heap. Entries past member_count, partitions_count, replica_count,
+ * exporter_count and op_count are ignored by every function (and zero in
+ * what this module produces). */
 struct cluster_config {
     uint64_t version;            /* >= 1; larger replaces smaller */
     uint32_t cluster_size;       /* = member_count */
@@ -129,6 +238,14 @@ struct cluster_config {
     uint32_t member_count;       /* 1..BROKER_CLUSTER_SIZE_MAX */
     uint32_t members[BROKER_CLUSTER_SIZE_MAX]; /* strictly ascending ids */
     struct cluster_config_partition partitions[BROKER_PARTITIONS_MAX];
+
+    /* Exporter ids by index; every replica has a state for each. */
+    uint32_t exporter_count; /* 0..CLUSTER_CONFIG_EXPORTERS_MAX */
+    char exporters[CLUSTER_CONFIG_EXPORTERS_MAX]
+                  [CLUSTER_CONFIG_EXPORTER_ID_MAX + 1]; /* distinct */
+    uint8_t exporting; /* enum cluster_config_exporting */
+    struct cluster_config_change pending; /* status NONE: no change */
+    struct cluster_config_last_change last;
 };
 
 /* Fills *out (caller-owned, fully overwritten) with version 1 of the
@@ -225,5 +342,167 @@ int cluster_config_save(const char *data_dir, const struct cluster_config *cfg,
  * CLUSTER_CONFIG_E_NOMEM. err says why, with the path. */
 int cluster_config_load(const char *data_dir, struct cluster_config *out,
                         char *err, size_t err_len);
+
+/* ------------------------------------------------------------------------
+ * Exporters and exporting
+ * --------------------------------------------------------------------- */
+
+/* The index of exporter id in cfg (borrowed), or -1 if unknown. */
+int cluster_config_exporter_find(const struct cluster_config *cfg,
+                                 const char *id);
+
+/* Adds exporter id (1..CLUSTER_CONFIG_EXPORTER_ID_MAX bytes of
+ * [A-Za-z0-9._-]), ENABLED with metadataVersion 0 on every replica: what
+ * the broker calls for each exporter of its static configuration when it
+ * creates version 1 (or finds one missing in a stored configuration).
+ * Does not change the version. Returns the new index, or
+ * CLUSTER_CONFIG_E_INVALID (bad id, already known: err says which) or
+ * CLUSTER_CONFIG_E_TOO_BIG (CLUSTER_CONFIG_EXPORTERS_MAX reached). */
+int cluster_config_exporter_add(struct cluster_config *cfg, const char *id,
+                                char *err, size_t err_len);
+
+/* Sets the cluster-wide exporting state (enum cluster_config_exporting);
+ * the version grows by one when it changes. Returns 1 if it changed, 0 if
+ * it already was that state, CLUSTER_CONFIG_E_INVALID for a bad state. */
+int cluster_config_exporting_set(struct cluster_config *cfg, int state);
+
+/* "EXPORTING", "PAUSED" or "SOFT_PAUSED" (Zeebe's exporterPhase names);
+ * "UNKNOWN" for anything else. */
+const char *cluster_config_exporting_name(int state);
+
+/* GET /actuator/exporters (zeebe-facts 1.4): sets *out to a new JSON
+ * array [{"exporterId":"...","status":"..."}] in exporter index order.
+ * status: the state every replica agrees on when no change touches the
+ * exporter; else ENABLING/DISABLING when the pending change enables or
+ * disables it; else UNKNOWN. Returns 0 or CLUSTER_CONFIG_E_NOMEM. */
+int cluster_config_exporters_to_json(const struct cluster_config *cfg,
+                                     json_t **out);
+
+/* ------------------------------------------------------------------------
+ * Operations and changes
+ * --------------------------------------------------------------------- */
+
+/* Zeebe's operation name: "BROKER_ADD", ..., "PARTITION_ENABLE_EXPORTER"
+ * (BROKER_FORCE_REMOVE is named "BROKER_REMOVE", as Zeebe renders it);
+ * "UNKNOWN" for anything else. */
+const char *cluster_config_op_name(int type);
+
+/* Applies op (borrowed) to cfg's members, partitions and exporter states
+ * (not to the version or the pending change): the effect of the operation
+ * once the broker has executed it. Checks it first; on error cfg is
+ * unchanged and err says why. Returns 0 or CLUSTER_CONFIG_E_INVALID
+ * (e.g. adding a member twice, removing one that still hosts partitions,
+ * leaving a partition's last replica, more than BROKER_REPLICAS_MAX
+ * replicas, an unknown exporter). */
+int cluster_config_op_apply(struct cluster_config *cfg,
+                            const struct cluster_config_op *op, char *err,
+                            size_t err_len);
+
+/* The broker has executed the next pending operation (ops[completed_count])
+ * at now_ms: applies it (cluster_config_op_apply), stamps it completed,
+ * and when none is left finishes the change: lastChange becomes {id,
+ * COMPLETED, startedAt, now}, the pending change is cleared and
+ * replication_factor becomes its target. The version grows by one.
+ * Returns 0, 1 when that finished the change, or CLUSTER_CONFIG_E_INVALID
+ * (no change in progress, or the operation does not apply: cfg is then
+ * unchanged and the caller should cluster_config_change_finish() it as
+ * FAILED). */
+int cluster_config_op_complete(struct cluster_config *cfg, int64_t now_ms,
+                               char *err, size_t err_len);
+
+/* Ends the change in progress with status FAILED or CANCELLED at now_ms:
+ * lastChange records it, the pending change is cleared, completed
+ * operations stay applied. change_id must be the pending change's id
+ * (DELETE /actuator/cluster/changes/{id}). The version grows by one.
+ * Returns 0, or CLUSTER_CONFIG_E_INVALID with err saying why (no change
+ * in progress, another id, a bad status); the HTTP answer is 400. */
+int cluster_config_change_finish(struct cluster_config *cfg,
+                                 uint64_t change_id, int status,
+                                 int64_t now_ms, char *err, size_t err_len);
+
+/* ------------------------------------------------------------------------
+ * Planning (pure)
+ * --------------------------------------------------------------------- */
+
+/* What an operator asked for. Parsed from HTTP by the broker. */
+enum cluster_config_request_kind {
+    /* POST /actuator/cluster/brokers: brokers[] is the final member list;
+     * replication_factor 0 keeps the current one (the smallest replica
+     * count of any partition); force keeps each partition's replicas on
+     * the listed brokers only. */
+    CLUSTER_CONFIG_REQUEST_SCALE = 1,
+    CLUSTER_CONFIG_REQUEST_BROKER_ADD,      /* POST .../brokers/{broker_id} */
+    CLUSTER_CONFIG_REQUEST_BROKER_REMOVE,   /* DELETE .../brokers/{id} */
+    CLUSTER_CONFIG_REQUEST_PARTITION_JOIN,  /* POST .../brokers/{b}/
+                                               partitions/{p}, priority */
+    CLUSTER_CONFIG_REQUEST_PARTITION_LEAVE, /* DELETE the same */
+    CLUSTER_CONFIG_REQUEST_EXPORTER_ENABLE, /* exporter, initialize_from */
+    CLUSTER_CONFIG_REQUEST_EXPORTER_DISABLE,
+};
+
+struct cluster_config_request {
+    int kind;                    /* enum cluster_config_request_kind */
+    bool force;                  /* SCALE only */
+    uint32_t replication_factor; /* SCALE: 0 keeps the current one */
+    uint32_t broker_count;       /* SCALE: entries in brokers */
+    const uint32_t *brokers;     /* SCALE: borrowed; any order, duplicates
+                                    count once */
+    uint32_t broker_id;          /* single-broker and partition kinds */
+    uint32_t partition_id;       /* PARTITION_JOIN/LEAVE */
+    uint32_t priority;           /* PARTITION_JOIN: 0 means 1 */
+    const char *exporter;        /* EXPORTER_*: borrowed id */
+    const char *initialize_from; /* EXPORTER_ENABLE: borrowed, or NULL */
+};
+
+/* A plan: the answer to a request. */
+struct cluster_config_plan {
+    int http_status; /* 202 planned (maybe no operation), 400 invalid
+                        request, 409 another change in progress */
+    char message[CLUSTER_CONFIG_ERRMSG_SIZE]; /* why, when not 202 */
+    uint32_t coordinator;    /* the broker that should run it: the lowest
+                                member (lowest retained one with force) */
+    struct cluster_config_change change; /* ops planned, status NONE */
+    struct cluster_config expected; /* cfg with every op applied (version,
+                                       pending and last as in cfg) */
+};
+
+/* Plans req against cfg (both borrowed) into *out (caller-owned, about
+ * 1.1 MiB: heap). Never changes cfg. Orders operations as Zeebe does:
+ * BROKER_ADDs, then per partition (ascending) its PARTITION_JOINs,
+ * PARTITION_LEAVEs (a leave comes first when a join would exceed
+ * BROKER_REPLICAS_MAX replicas) and PARTITION_RECONFIGURE_PRIORITYs, then
+ * BROKER_REMOVEs. A scale places partitions round-robin over the new
+ * members with broker_placement_compute(), so its expected topology is
+ * exactly that placement. Returns 0 with out->http_status 202, or
+ * CLUSTER_CONFIG_E_INVALID with out->http_status 400 or 409 and
+ * out->message (409: "Cannot apply configuration change. Another
+ * configuration change [...] is in progress."). */
+int cluster_config_plan(const struct cluster_config *cfg,
+                        const struct cluster_config_request *req,
+                        struct cluster_config_plan *out);
+
+/* Records a 202 plan with at least one operation as cfg's change in
+ * progress, started at now_ms: its id is the new version (version + 1).
+ * plan must come from cluster_config_plan(cfg, ...) with cfg unchanged
+ * since. Returns the change id (> 0), or CLUSTER_CONFIG_E_INVALID (plan
+ * not 202, no operation, a change already in progress). */
+int64_t cluster_config_change_start(struct cluster_config *cfg,
+                                    const struct cluster_config_plan *plan,
+                                    int64_t now_ms);
+
+/* The 202 body, Zeebe's PlannedOperationsResponse: {"changeId",
+ * "currentTopology":[BrokerState], "plannedChanges":[Operation],
+ * "expectedTopology":[BrokerState]}. change_id is what
+ * cluster_config_change_start() returned, or for a dry run or a plan
+ * without operations the id Zeebe reports: cfg->version + 1 for a dry
+ * run with operations, the last change's id (or 0) without operations.
+ * Sets *out to a new reference; returns 0 or CLUSTER_CONFIG_E_NOMEM. */
+int cluster_config_plan_to_json(const struct cluster_config *cfg,
+                                const struct cluster_config_plan *plan,
+                                uint64_t change_id, json_t **out);
+
+/* The JSON {"message": "..."} of an error answer; a new reference or NULL
+ * (out of memory). */
+json_t *cluster_config_error_json(const char *message);
 
 #endif /* TANDEM_BROKER_CLUSTER_CONFIG_H */

@@ -1101,6 +1101,241 @@ static int walk_key(struct walk *w, const yaml_event_t *ev, int is_null)
     return id;
 }
 
+
+/* ------------------------------------------------------------------------
+ * Exporters: exporters.<id>.type | .path | .args.<key...> (a map of
+ * arbitrary ids, so not rows of the key table)
+ * --------------------------------------------------------------------- */
+
+/* Splits a flattened path into at most max segments (pointers into path,
+ * lengths in lens); returns the count, or max + 1 when there are more. */
+static size_t path_split(const char *path, size_t len, const char **segs,
+                         size_t *lens, size_t max)
+{
+    size_t n = 0;
+    size_t start = 0;
+
+    for (size_t i = 0; i <= len; i++) {
+        if (i == len || path[i] == '.') {
+            if (n == max) {
+                return max + 1;
+            }
+            segs[n] = path + start;
+            lens[n] = i - start;
+            n++;
+            start = i + 1;
+        }
+    }
+    return n;
+}
+
+/* Whether path is tandem.broker.exporters or below it. */
+static bool path_is_exporters(const char *path, size_t len)
+{
+    const char *segs[4];
+    size_t lens[4];
+    size_t n = path_split(path, len, segs, lens, 3);
+
+    if (n < 3) {
+        return false;
+    }
+    return path_match(segs[0], lens[0], "tandem") &&
+           path_match(segs[1], lens[1], "broker") &&
+           path_match(segs[2], lens[2], "exporters");
+}
+
+/* The exporter with this id (made lower case), added if new. */
+static int exporter_find(struct load *ld, const char *id, size_t id_len,
+                         const char *where,
+                         struct broker_exporter_config **out)
+{
+    char low[BROKER_EXPORTER_ID_MAX + 1];
+    struct broker_config *cfg = ld->cfg;
+
+    if (id_len == 0 || id_len > BROKER_EXPORTER_ID_MAX) {
+        report(ld->err, ld->err_len,
+               "config: %s: exporters: an exporter id must have 1 to %d "
+               "characters", where, BROKER_EXPORTER_ID_MAX);
+        return BROKER_CONFIG_E_INVALID;
+    }
+    for (size_t i = 0; i < id_len; i++) {
+        int c = ascii_lower((unsigned char)id[i]);
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) {
+            report(ld->err, ld->err_len,
+                   "config: %s: exporters.%.*s: an exporter id may hold "
+                   "letters, digits and '-' only",
+                   where, (int)id_len, id);
+            return BROKER_CONFIG_E_INVALID;
+        }
+        low[i] = (char)c;
+    }
+    low[id_len] = '\0';
+    for (uint32_t i = 0; i < cfg->exporter_count; i++) {
+        if (strcmp(cfg->exporters[i].id, low) == 0) {
+            *out = &cfg->exporters[i];
+            return 0;
+        }
+    }
+    if (cfg->exporter_count == BROKER_EXPORTERS_MAX) {
+        report(ld->err, ld->err_len,
+               "config: %s: exporters.%s: more than %d exporters", where, low,
+               BROKER_EXPORTERS_MAX);
+        return BROKER_CONFIG_E_INVALID;
+    }
+    *out = &cfg->exporters[cfg->exporter_count++];
+    memset(*out, 0, sizeof(**out));
+    memcpy((*out)->id, low, id_len + 1);
+    return 0;
+}
+
+/* Sets one exporter setting: field is "type", "path" or "args" (then
+ * argkey is the flattened argument key). where names the origin. */
+static int exporter_set(struct load *ld, const char *id, size_t id_len,
+                        const char *field, size_t field_len,
+                        const char *argkey, size_t argkey_len,
+                        const char *value, size_t value_len,
+                        const char *where)
+{
+    struct broker_exporter_config *x;
+    int rv = exporter_find(ld, id, id_len, where, &x);
+
+    if (rv != 0) {
+        return rv;
+    }
+    if (memchr(value, '\0', value_len) != NULL ||
+        value_len > BROKER_EXPORTER_TEXT_MAX) {
+        report(ld->err, ld->err_len,
+               "config: %s: exporters.%s.%.*s: the value must be text of at "
+               "most %d bytes", where, x->id, (int)field_len, field,
+               BROKER_EXPORTER_TEXT_MAX);
+        return BROKER_CONFIG_E_TYPE;
+    }
+    if (argkey == NULL && path_match(field, field_len, "type")) {
+        if (value_len >= sizeof(x->type)) {
+            report(ld->err, ld->err_len,
+                   "config: %s: exporters.%s.type: too long", where, x->id);
+            return BROKER_CONFIG_E_TYPE;
+        }
+        memcpy(x->type, value, value_len);
+        x->type[value_len] = '\0';
+        return 0;
+    }
+    if (argkey == NULL && path_match(field, field_len, "path")) {
+        memcpy(x->path, value, value_len);
+        x->path[value_len] = '\0';
+        return 0;
+    }
+    if (argkey != NULL && argkey_len > 0 &&
+        path_match(field, field_len, "args")) {
+        struct broker_exporter_arg *a = NULL;
+        if (argkey_len >= sizeof(a->key)) {
+            report(ld->err, ld->err_len,
+                   "config: %s: exporters.%s.args: key too long", where,
+                   x->id);
+            return BROKER_CONFIG_E_TYPE;
+        }
+        for (uint32_t i = 0; i < x->arg_count; i++) {
+            if (path_match(argkey, argkey_len, x->args[i].key)) {
+                a = &x->args[i]; /* the environment overrides YAML */
+            }
+        }
+        if (a == NULL) {
+            if (x->arg_count == BROKER_EXPORTER_ARGS_MAX) {
+                report(ld->err, ld->err_len,
+                       "config: %s: exporters.%s.args: more than %d "
+                       "arguments", where, x->id, BROKER_EXPORTER_ARGS_MAX);
+                return BROKER_CONFIG_E_INVALID;
+            }
+            a = &x->args[x->arg_count++];
+        }
+        memcpy(a->key, argkey, argkey_len);
+        a->key[argkey_len] = '\0';
+        memcpy(a->value, value, value_len);
+        a->value[value_len] = '\0';
+        return 0;
+    }
+    report(ld->err, ld->err_len,
+           "config: %s: exporters.%s.%.*s: unknown key (an exporter takes "
+           "type, path and args.*)", where, x->id, (int)field_len, field);
+    return BROKER_CONFIG_E_UNKNOWN_KEY;
+}
+
+/* A YAML scalar under tandem.broker.exporters. */
+static int exporter_yaml(struct walk *w, const yaml_event_t *ev)
+{
+    const char *segs[DEPTH_MAX + 2];
+    size_t lens[DEPTH_MAX + 2];
+    size_t n = path_split(w->path, w->path_len, segs, lens, DEPTH_MAX + 1);
+    char where[160];
+    const char *argkey = NULL;
+    size_t argkey_len = 0;
+
+    snprintf(where, sizeof(where), "%s:%zu:%zu", w->ld->source,
+             (size_t)w->key_mark.line + 1, (size_t)w->key_mark.column + 1);
+    if (n < 5 || n > DEPTH_MAX + 1) {
+        report(w->ld->err, w->ld->err_len,
+               "config: %s: %s: expected exporters.<id>.type, .path or "
+               ".args.<key>", where, w->path);
+        return BROKER_CONFIG_E_UNKNOWN_KEY;
+    }
+    if (n > 5) {
+        argkey = segs[5];
+        argkey_len = (size_t)(w->path + w->path_len - segs[5]);
+    }
+    if (scalar_null(ev)) {
+        return exporter_set(w->ld, segs[3], lens[3], segs[4], lens[4], argkey,
+                            argkey_len, "", 0, where);
+    }
+    return exporter_set(w->ld, segs[3], lens[3], segs[4], lens[4], argkey,
+                        argkey_len, (const char *)ev->data.scalar.value,
+                        ev->data.scalar.length, where);
+}
+
+/* TANDEM_BROKER_EXPORTERS_<ID>_TYPE | _PATH | _ARGS_<KEY> (KEY's '_' are
+ * '.', lower case). Returns 1 when name is not an exporter variable. */
+static int exporter_env(struct load *ld, const char *entry, size_t name_len,
+                        const char *value)
+{
+    static const char prefix[] = ENV_PREFIX "EXPORTERS_";
+    size_t plen = sizeof(prefix) - 1;
+    const char *id;
+    const char *rest;
+    const char *end = entry + name_len;
+    char where[160];
+    char argkey[128];
+    size_t k = 0;
+
+    if (name_len <= plen || strncmp(entry, prefix, plen) != 0) {
+        return 1;
+    }
+    snprintf(where, sizeof(where), "environment variable %.*s",
+             (int)(name_len > 120 ? 120 : name_len), entry);
+    id = entry + plen;
+    rest = memchr(id, '_', (size_t)(end - id));
+    if (rest == NULL) {
+        report(ld->err, ld->err_len,
+               "config: %s: expected %sEXPORTERS_<ID>_TYPE, _PATH or "
+               "_ARGS_<KEY>", where, ENV_PREFIX);
+        return BROKER_CONFIG_E_UNKNOWN_KEY;
+    }
+    if ((size_t)(end - rest) > 6 && strncmp(rest, "_ARGS_", 6) == 0) {
+        for (const char *p = rest + 6; p < end; p++) {
+            if (k + 1 >= sizeof(argkey)) {
+                report(ld->err, ld->err_len, "config: %s: key too long",
+                       where);
+                return BROKER_CONFIG_E_UNKNOWN_KEY;
+            }
+            argkey[k++] = *p == '_' ? '.' : (char)ascii_lower((unsigned char)*p);
+        }
+        argkey[k] = '\0';
+        return exporter_set(ld, id, (size_t)(rest - id), "args", 4, argkey, k,
+                            value, strlen(value), where);
+    }
+    return exporter_set(ld, id, (size_t)(rest - id), rest + 1,
+                        (size_t)(end - rest - 1), NULL, 0, value,
+                        strlen(value), where);
+}
+
 static int walk_node(struct walk *w, yaml_event_t *ev, size_t depth);
 
 /* A block or flow sequence: only the list keys (contact points, region
@@ -1216,6 +1451,9 @@ static int walk_node(struct walk *w, yaml_event_t *ev, size_t depth)
     }
     switch (ev->type) {
     case YAML_MAPPING_START_EVENT:
+        if (w->path_len > 0 && path_is_exporters(w->path, w->path_len)) {
+            return walk_mapping(w, depth);
+        }
         id = w->path_len > 0 ? key_find(w->path, w->path_len) : -1;
         if (id >= 0) {
             char msg[128];
@@ -1232,6 +1470,10 @@ static int walk_node(struct walk *w, yaml_event_t *ev, size_t depth)
             return walk_fail(w, ev, BROKER_CONFIG_E_SYNTAX,
                              "the document must be a mapping");
         }
+        if (path_is_exporters(w->path, w->path_len)) {
+            return walk_fail(w, ev, BROKER_CONFIG_E_TYPE,
+                             "exporter settings are text, not lists");
+        }
         return walk_sequence(w, ev);
     case YAML_SCALAR_EVENT:
         if (w->path_len == 0) {
@@ -1240,6 +1482,9 @@ static int walk_node(struct walk *w, yaml_event_t *ev, size_t depth)
             }
             return walk_fail(w, ev, BROKER_CONFIG_E_SYNTAX,
                              "the document must be a mapping");
+        }
+        if (path_is_exporters(w->path, w->path_len)) {
+            return exporter_yaml(w, ev);
         }
         id = walk_key(w, ev, scalar_null(ev));
         if (id < 0 || id == KEY_COUNT) {
@@ -1398,6 +1643,13 @@ static int env_apply(struct load *ld, char *const *envp)
             continue;
         }
         name_len = (size_t)(eq - entry);
+        rv = exporter_env(ld, entry, name_len, eq + 1);
+        if (rv <= 0) {
+            if (rv < 0) {
+                return rv;
+            }
+            continue;
+        }
         for (int k = 0; k < KEY_COUNT && id < 0; k++) {
             char name[ENV_NAME_MAX];
             env_name(name, sizeof(name), &keys[k]);
@@ -2040,9 +2292,27 @@ static int check_network(const struct check *c)
     return 0;
 }
 
+static int check_exporters(const struct check *c)
+{
+    for (uint32_t i = 0; i < c->cfg->exporter_count; i++) {
+        const struct broker_exporter_config *x = &c->cfg->exporters[i];
+        if (x->type[0] == '\0' && x->path[0] == '\0') {
+            report(c->err, c->err_len,
+                   "config: exporters.%s: needs a type (a built-in exporter: "
+                   "elasticsearch, postgresql) or a path (a shared object)",
+                   x->id);
+            return BROKER_CONFIG_E_INVALID;
+        }
+    }
+    return 0;
+}
+
 static int validate(const struct check *c)
 {
     int rv = check_ranges(c);
+    if (rv == 0) {
+        rv = check_exporters(c);
+    }
     if (rv == 0) {
         rv = check_cluster(c);
     }
@@ -2330,6 +2600,31 @@ int broker_config_print(const struct broker_config *cfg, FILE *out)
             fputc('\n', out);
         }
         prev = k->path;
+    }
+    if (cfg->exporter_count > 0) {
+        fputs("    exporters:\n", out);
+    }
+    for (uint32_t i = 0; i < cfg->exporter_count; i++) {
+        const struct broker_exporter_config *x = &cfg->exporters[i];
+        fprintf(out, "      %s:\n", x->id);
+        if (x->type[0] != '\0') {
+            fputs("        type: ", out);
+            string_print(out, x->type);
+            fputc('\n', out);
+        }
+        if (x->path[0] != '\0') {
+            fputs("        path: ", out);
+            string_print(out, x->path);
+            fputc('\n', out);
+        }
+        if (x->arg_count > 0) {
+            fputs("        args:\n", out);
+        }
+        for (uint32_t j = 0; j < x->arg_count; j++) {
+            fprintf(out, "          %s: ", x->args[j].key);
+            string_print(out, x->args[j].value);
+            fputc('\n', out);
+        }
     }
     fflush(out);
     return ferror(out) ? BROKER_CONFIG_E_IO : 0;

@@ -87,6 +87,23 @@ struct broker_contact_point {
 /* The effective configuration. About 22 KiB: allocate it statically, on
  * the heap, or on a normal thread stack. Field comments give the YAML key
  * below tandem.broker. */
+/* One configured exporter (exporters.<id>.type / .path / .args.*). */
+#define BROKER_EXPORTERS_MAX 8
+#define BROKER_EXPORTER_ARGS_MAX 32
+#define BROKER_EXPORTER_ID_MAX 63
+#define BROKER_EXPORTER_TEXT_MAX 1023
+struct broker_exporter_arg {
+    char key[128];                           /* flattened: "bulk.size" */
+    char value[BROKER_EXPORTER_TEXT_MAX + 1];
+};
+struct broker_exporter_config {
+    char id[BROKER_EXPORTER_ID_MAX + 1];     /* lower case */
+    char type[64];                           /* built-in type name */
+    char path[BROKER_EXPORTER_TEXT_MAX + 1]; /* shared object, or "" */
+    uint32_t arg_count;
+    struct broker_exporter_arg args[BROKER_EXPORTER_ARGS_MAX];
+};
+
 struct broker_config {
     /* cluster */
     uint32_t node_id;             /* cluster.nodeId, < cluster_size */
@@ -141,6 +158,9 @@ struct broker_config {
     char data_directory[BROKER_CONFIG_PATH_MAX + 1]; /* data.directory */
     uint64_t snapshot_period_ms;                     /* data.snapshotPeriod */
     uint64_t log_segment_bytes;                      /* data.logSegmentSize */
+    /* exporters.<id>.* (YAML) or TANDEM_BROKER_EXPORTERS_<ID>_* */
+    uint32_t exporter_count;
+    struct broker_exporter_config exporters[BROKER_EXPORTERS_MAX];
 };
 
 /* Fills *cfg with the built-in defaults (a valid single-node cluster).

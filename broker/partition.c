@@ -273,6 +273,18 @@ int partition_submit_distributed(struct partition *p, uint64_t request_id,
     return partition_enqueue(p, rec, message, message_len);
 }
 
+int partition_submit_internal(struct partition *p, Tandem__Record__Record *rec)
+{
+    char message[256];
+    int rv = partition_check_leader(p, message, sizeof(message));
+
+    if (rv != 0) {
+        engine_record_free(rec);
+        return rv;
+    }
+    return partition_enqueue(p, rec, message, sizeof(message));
+}
+
 int partition_distribution_acked(struct partition *p,
                                  uint64_t distribution_key, uint32_t target)
 {

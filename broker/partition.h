@@ -135,6 +135,11 @@ int partition_submit_distributed(struct partition *p, uint64_t request_id,
                                  const Tandem__Command__DistributeRequest *d,
                                  char *message, size_t message_len);
 
+/* Leader: queues a command the broker itself built (e.g. an EXPORTER
+ * UPDATE); ownership of rec passes to the partition in every case.
+ * Returns 0, PARTITION_E_NOT_LEADER, PARTITION_E_BUSY. */
+int partition_submit_internal(struct partition *p, Tandem__Record__Record *rec);
+
 /* Leader: queues the acknowledgement that partition target has the
  * distribution distribution_key (processed in the next round). */
 int partition_distribution_acked(struct partition *p,

@@ -115,7 +115,7 @@ static bool eng_record_sane(const Tandem__Record__Record *r)
 {
     return r != NULL && r->record_type >= RT_COMMAND &&
            r->record_type <= RT_REJECTION && r->value_type >= VT_MESSAGE &&
-           r->value_type <= VT_CD;
+           r->value_type <= VT_EXPORTER;
 }
 
 int engine_apply_entry(struct engine *e, uint64_t index,
@@ -603,6 +603,8 @@ bool engine_command_is_exempt(const Tandem__Record__Record *cmd)
         return cmd->intent == DEP_CREATE;
     case VT_CD:
         return cmd->intent == CD_ACKNOWLEDGE;
+    case VT_EXPORTER:
+        return true;
     default:
         return false;
     }
@@ -1089,6 +1091,28 @@ int engine_distribution_ack_command(struct engine *e, uint64_t distribution_key,
     v.intent = DEP_CREATE;
     return eng_make_record(VT_CD, CD_ACKNOWLEDGE, distribution_key,
                            (const ProtobufCMessage *)&v, 0, 0, out);
+}
+
+int engine_exporter_command(struct engine *e, bool delete_row, const char *id,
+                            int64_t position, const void *metadata,
+                            size_t metadata_len, uint32_t metadata_version,
+                            Tandem__Record__Record **out)
+{
+    Tandem__Record__ExporterRecordValue v =
+        TANDEM__RECORD__EXPORTER_RECORD_VALUE__INIT;
+
+    ENGINE_ASSERT(e != NULL && out != NULL);
+    *out = NULL;
+    if (id == NULL || id[0] == '\0' || strlen(id) > ENG_NAME_BYTES_MAX ||
+        metadata_len > (1u << 20))
+        return ENGINE_E_INVALID;
+    v.exporter_id = (char *)id;
+    v.position = position;
+    v.metadata.data = (uint8_t *)metadata;
+    v.metadata.len = metadata_len;
+    v.metadata_version = metadata_version;
+    return eng_make_record(VT_EXPORTER, delete_row ? EXP_DELETE : EXP_UPDATE,
+                           0, (const ProtobufCMessage *)&v, 0, 0, out);
 }
 
 int engine_command_from_distribute(struct engine *e,

@@ -234,6 +234,26 @@ int engine_command_from_distribute(struct engine *e,
                                    size_t errlen);
 
 /* ------------------------------------------------------------------------
+ * Exporter positions (the partition state's EXPORTER table)
+ * --------------------------------------------------------------------- */
+
+/* Builds the EXPORTER UPDATE (or, with delete_row, DELETE) command the
+ * leader processes to record an exporter's acknowledged position and
+ * metadata (metadata copied; free with engine_record_free()). Exempt from
+ * backpressure. Returns 0 or ENGINE_E_INVALID. */
+int engine_exporter_command(struct engine *e, bool delete_row, const char *id,
+                            int64_t position, const void *metadata,
+                            size_t metadata_len, uint32_t metadata_version,
+                            Tandem__Record__Record **out);
+
+/* The committed row of exporter id: *position (-1 when none), and when
+ * metadata is non-NULL a malloc'd copy of its metadata (free()). Returns 0,
+ * 1 (no row; *position -1), ENGINE_E_IO, ENGINE_E_CORRUPT, ENGINE_E_NOMEM. */
+int engine_exporter_get(struct engine *e, const char *id, int64_t *position,
+                        void **metadata, size_t *metadata_len,
+                        uint32_t *metadata_version);
+
+/* ------------------------------------------------------------------------
  * Snapshots
  * --------------------------------------------------------------------- */
 

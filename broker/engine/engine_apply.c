@@ -791,6 +791,35 @@ static int eng_apply_pi(struct eng_ctx *c, const Tandem__Record__Record *r)
     return rc;
 }
 
+/* EXPORTER UPDATED / DELETED: the exporter's row (id -> value). */
+static int eng_apply_exporter(struct eng_ctx *c, const Tandem__Record__Record *r)
+{
+    Tandem__Record__ExporterRecordValue *v;
+    int rc;
+
+    v = tandem__record__exporter_record_value__unpack(NULL, r->value.len,
+                                                      r->value.data);
+    if (v == NULL || v->exporter_id[0] == '\0' ||
+        strlen(v->exporter_id) > ENG_NAME_BYTES_MAX) {
+        if (v != NULL)
+            tandem__record__exporter_record_value__free_unpacked(v, NULL);
+        return eng_corrupt(c);
+    }
+    if (r->intent == EXP_UPDATED) {
+        rc = eng_put(c, ENG_T_EXPORTER, v->exporter_id, strlen(v->exporter_id),
+                     r->value.data, r->value.len);
+    } else if (r->intent == EXP_DELETED) {
+        rc = eng_del(c, ENG_T_EXPORTER, v->exporter_id,
+                     strlen(v->exporter_id));
+        if (rc == ENG_NOTFOUND)
+            rc = 0;
+    } else {
+        rc = 0;
+    }
+    tandem__record__exporter_record_value__free_unpacked(v, NULL);
+    return rc < 0 ? rc : 0;
+}
+
 /* ------------------------------------------------------------------------
  * Dispatch
  * --------------------------------------------------------------------- */
@@ -829,6 +858,8 @@ int eng_apply_record(struct eng_ctx *c, const Tandem__Record__Record *rec,
         return eng_apply_cd(c, rec);
     case VT_PI:
         return eng_apply_pi(c, rec);
+    case VT_EXPORTER:
+        return eng_apply_exporter(c, rec);
     case VT_DEPLOYMENT:
     case VT_VARDOC:
     case TANDEM__RECORD__VALUE_TYPE__ERROR:

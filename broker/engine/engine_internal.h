@@ -56,6 +56,11 @@
 #define VT_PIR TANDEM__RECORD__VALUE_TYPE__PROCESS_INSTANCE_RESULT
 #define VT_PROCESS TANDEM__RECORD__VALUE_TYPE__PROCESS
 #define VT_CD TANDEM__RECORD__VALUE_TYPE__COMMAND_DISTRIBUTION
+#define VT_EXPORTER TANDEM__RECORD__VALUE_TYPE__EXPORTER
+#define EXP_UPDATE TANDEM__RECORD__EXPORTER_INTENT__EXPORTER_UPDATE
+#define EXP_UPDATED TANDEM__RECORD__EXPORTER_INTENT__EXPORTER_UPDATED
+#define EXP_DELETE TANDEM__RECORD__EXPORTER_INTENT__EXPORTER_DELETE
+#define EXP_DELETED TANDEM__RECORD__EXPORTER_INTENT__EXPORTER_DELETED
 
 #define MSG_PUBLISH TANDEM__RECORD__MESSAGE_INTENT__PUBLISH
 #define MSG_PUBLISHED TANDEM__RECORD__MESSAGE_INTENT__PUBLISHED
@@ -179,6 +184,7 @@
  *   dist_pending  key || u32 partition -> ""
  *   await         process instance key -> u32 request node || u64
  *                 request id || packed ProcessInstanceCreationRecordValue
+ *   exporter      exporter id -> packed ExporterRecordValue
  * --------------------------------------------------------------------- */
 
 enum eng_table {
@@ -203,6 +209,7 @@ enum eng_table {
     ENG_T_DIST,
     ENG_T_DIST_PENDING,
     ENG_T_AWAIT,
+    ENG_T_EXPORTER,
     ENG_T_COUNT
 };
 

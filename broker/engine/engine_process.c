@@ -1345,6 +1345,59 @@ out:
     return rc < 0 ? rc : 0;
 }
 
+/* EXPORTER UPDATE / DELETE: the leader's exporter bookkeeping; the event
+ * carries the same value (positions only move forward). */
+static int eng_proc_exporter(struct eng_ctx *c)
+{
+    const Tandem__Record__Record *cmd = eng_cur(c);
+    Tandem__Record__ExporterRecordValue *v;
+    MDB_val old;
+    int rc;
+
+    v = tandem__record__exporter_record_value__unpack(NULL, cmd->value.len,
+                                                      cmd->value.data);
+    if (v == NULL || v->exporter_id[0] == '\0' ||
+        strlen(v->exporter_id) > ENG_NAME_BYTES_MAX) {
+        if (v != NULL)
+            tandem__record__exporter_record_value__free_unpacked(v, NULL);
+        return eng_reject(c, REJ_INVALID_ARGUMENT,
+                          "Expected an exporter record with an exporter id");
+    }
+    if (cmd->intent == EXP_UPDATE) {
+        rc = eng_get(c, ENG_T_EXPORTER, v->exporter_id,
+                     strlen(v->exporter_id), &old);
+        if (rc == 0) {
+            Tandem__Record__ExporterRecordValue *o =
+                tandem__record__exporter_record_value__unpack(
+                    NULL, old.mv_size, old.mv_data);
+            bool stale = o != NULL && o->position >= v->position &&
+                         o->metadata_version == v->metadata_version;
+            if (o != NULL)
+                tandem__record__exporter_record_value__free_unpacked(o, NULL);
+            if (stale) {
+                tandem__record__exporter_record_value__free_unpacked(v, NULL);
+                return eng_reject(c, REJ_INVALID_STATE,
+                                  "Expected a position above the exporter's "
+                                  "acknowledged one");
+            }
+        } else if (rc < 0) {
+            tandem__record__exporter_record_value__free_unpacked(v, NULL);
+            return rc;
+        }
+        rc = eng_emit(c, RT_EVENT, VT_EXPORTER, EXP_UPDATED, 0,
+                      (const ProtobufCMessage *)v, NULL);
+    } else if (cmd->intent == EXP_DELETE) {
+        rc = eng_emit(c, RT_EVENT, VT_EXPORTER, EXP_DELETED, 0,
+                      (const ProtobufCMessage *)v, NULL);
+    } else {
+        rc = eng_reject(c, REJ_INVALID_ARGUMENT,
+                        "Expected an exporter command, got intent %u",
+                        cmd->intent);
+    }
+    tandem__record__exporter_record_value__free_unpacked(v, NULL);
+    return rc < 0 ? rc : 0;
+}
+
 /* ------------------------------------------------------------------------
  * Dispatch and the round
  * --------------------------------------------------------------------- */
@@ -1401,6 +1454,8 @@ static int eng_dispatch(struct eng_ctx *c)
         if (cmd->intent == CD_ACKNOWLEDGE)
             return eng_proc_cd_ack(c);
         break;
+    case VT_EXPORTER:
+        return eng_proc_exporter(c);
     default:
         break;
     }

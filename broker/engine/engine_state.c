@@ -56,6 +56,7 @@ const char *const eng_table_names[ENG_T_COUNT] = {
     [ENG_T_DIST] = "dist",
     [ENG_T_DIST_PENDING] = "dist_pending",
     [ENG_T_AWAIT] = "await",
+    [ENG_T_EXPORTER] = "exporter",
 };
 
 /* ------------------------------------------------------------------------
@@ -929,6 +930,56 @@ bool engine_jobs_activatable(struct engine *e, const char *type)
     }
     mdb_txn_abort(txn);
     return found;
+}
+
+int engine_exporter_get(struct engine *e, const char *id, int64_t *position,
+                        void **metadata, size_t *metadata_len,
+                        uint32_t *metadata_version)
+{
+    MDB_txn *txn;
+    MDB_val k, v;
+    int rc;
+
+    ENGINE_ASSERT(e != NULL && id != NULL && position != NULL);
+    *position = -1;
+    if (metadata != NULL) {
+        *metadata = NULL;
+        *metadata_len = 0;
+    }
+    if (metadata_version != NULL)
+        *metadata_version = 0;
+    if (mdb_txn_begin(e->env, NULL, MDB_RDONLY, &txn) != 0)
+        return ENGINE_E_IO;
+    k.mv_data = (void *)id;
+    k.mv_size = strlen(id);
+    rc = mdb_get(txn, e->dbi[ENG_T_EXPORTER], &k, &v);
+    if (rc == 0) {
+        Tandem__Record__ExporterRecordValue *x =
+            tandem__record__exporter_record_value__unpack(NULL, v.mv_size,
+                                                          v.mv_data);
+        if (x == NULL) {
+            mdb_txn_abort(txn);
+            return ENGINE_E_CORRUPT;
+        }
+        *position = x->position;
+        if (metadata_version != NULL)
+            *metadata_version = x->metadata_version;
+        if (metadata != NULL && x->metadata.len > 0) {
+            *metadata = malloc(x->metadata.len);
+            if (*metadata == NULL) {
+                tandem__record__exporter_record_value__free_unpacked(x, NULL);
+                mdb_txn_abort(txn);
+                return ENGINE_E_NOMEM;
+            }
+            memcpy(*metadata, x->metadata.data, x->metadata.len);
+            *metadata_len = x->metadata.len;
+        }
+        tandem__record__exporter_record_value__free_unpacked(x, NULL);
+    }
+    mdb_txn_abort(txn);
+    if (rc == MDB_NOTFOUND)
+        return 1;
+    return rc == 0 ? 0 : ENGINE_E_IO;
 }
 
 uint64_t engine_next_due(const struct engine *e)
