@@ -12,8 +12,8 @@
  * partition for Zeebe's "ready never goes back" rule (see /ready below).
  *
  * Endpoints (zeebe-facts 1.6 and 1.7; docs/operations.md lists them with
- * examples). Only GET and HEAD are accepted; any other method on a known
- * path is 405 with an Allow header, an unknown path is 404; every error
+ * examples). The probes accept only GET and HEAD; any other method on a
+ * known path is 405 with an Allow header, an unknown path is 404; every error
  * produced by the router carries a JSON body {"status":N,"error":"...",
  * "message":"...","path":"..."}. Requests that are not valid HTTP are
  * answered 400 by h2o's parser before routing (a plain-text body) and the
@@ -28,6 +28,38 @@
  *   GET /actuator/health/startup    (= started)
  *   GET /actuator/health/liveness   always UP while the server answers
  *   GET /actuator/partitions        {"<id>": {"role": "LEADER", ...}}
+ *   GET /actuator/cluster           the cluster configuration (provider)
+ *
+ * Cluster operations (zeebe-facts 1.2-1.5, 1.9; docs/operations.md), each
+ * parsed here into a struct management_change_request and answered by the
+ * provider's change() callback, synchronously:
+ *
+ *   POST   /actuator/cluster/brokers          body [ids] (numbers or
+ *          numeric strings); query dryRun, force, replicationFactor
+ *   POST   /actuator/cluster/brokers/{id}     add one broker
+ *   DELETE /actuator/cluster/brokers/{id}     remove one broker
+ *   POST   /actuator/cluster/brokers/{b}/partitions/{p}   join; optional
+ *          body {"priority": n}; also /cluster/partitions/{p}/brokers/{b}
+ *   DELETE the same                           leave
+ *   DELETE /actuator/cluster/changes/{id}     cancel (dryRun -> 501)
+ *   GET    /actuator/exporters                [{"exporterId","status"}]
+ *   POST   /actuator/exporters/{id}/enable    optional body
+ *          {"initializeFrom": "<id>"}; query dryRun
+ *   POST   /actuator/exporters/{id}/disable   query dryRun
+ *   POST   /actuator/exporting/pause[?soft=true], /actuator/exporting/resume
+ *   POST   /actuator/rebalance
+ *
+ * Answers: what the provider says (202 + PlannedOperationsResponse,
+ * 4xx/5xx + {"message": ...}), except exporting pause/resume, which answer
+ * as Zeebe 8.4.7+/8.5.1+/8.6+ do: HTTP 200 with the envelope
+ * {"body":null,"status":204,"contentType":null} on success and
+ * {"body":"<message>","status":<provider status>,"contentType":null} on
+ * failure; rebalance answers 200 with an empty body. Parse errors are 400
+ * with {"message": ...} naming the problem; a body that is not
+ * application/json is 415; a body above MANAGEMENT_BODY_MAX is 413 (from
+ * h2o); POST on /actuator/cluster/partitions or /actuator/cluster/changes
+ * is 501 with a plain-text body, as in Zeebe; any other path under these
+ * prefixes is 404, a wrong method 405.
  *
  * Semantics (Zeebe 8.4 BrokerHealthCheckService, zeebe-facts 1.7):
  *   started = status.started (storage loaded, transport listening,
@@ -57,6 +89,12 @@
 #define MANAGEMENT_CONNECTIONS_MAX 64 /* default for connections_max */
 #define MANAGEMENT_HOST_MAX 253
 #define MANAGEMENT_VERSION_MAX 63
+#define MANAGEMENT_BODY_MAX (64u << 10) /* request body bytes */
+#define MANAGEMENT_BROKERS_MAX 256 /* ids in POST /actuator/cluster/brokers
+                                      (= BROKER_CLUSTER_SIZE_MAX) */
+#define MANAGEMENT_ID_MAX 63       /* exporter id bytes */
+#define MANAGEMENT_MESSAGE_MAX 255 /* reply message bytes */
+#define MANAGEMENT_PHASE_MAX 15    /* exporter phase bytes */
 
 /* Error codes (negative). Generated with the message table. */
 #define MANAGEMENT_ERRNO_MAP(X)                                                \
@@ -97,6 +135,58 @@ struct management_partition {
     uint64_t last_index;           /* last index in the local log */
     uint64_t snapshot_index;       /* last snapshot's index, 0: none */
     uint64_t snapshot_term;        /* last snapshot's term, 0: none */
+    /* Zeebe's exporterPhase ("EXPORTING", "PAUSED", "SOFT_PAUSED",
+     * "CLOSED"); "" (the zeroed default) omits exporterPhase and
+     * exportedPosition from /actuator/partitions. */
+    char exporter_phase[MANAGEMENT_PHASE_MAX + 1];
+    int64_t exported_position; /* lowest acknowledged position of the
+                                  partition's exporters, -1: none */
+};
+
+/* What a cluster operation request asks (see the table above). The
+ * values 1..7 equal enum cluster_config_request_kind
+ * (broker/cluster_config.h), so the broker may pass them through. */
+enum management_request_kind {
+    MANAGEMENT_REQUEST_SCALE = 1,        /* POST /cluster/brokers */
+    MANAGEMENT_REQUEST_BROKER_ADD = 2,   /* POST /cluster/brokers/{id} */
+    MANAGEMENT_REQUEST_BROKER_REMOVE = 3, /* DELETE /cluster/brokers/{id} */
+    MANAGEMENT_REQUEST_PARTITION_JOIN = 4,
+    MANAGEMENT_REQUEST_PARTITION_LEAVE = 5,
+    MANAGEMENT_REQUEST_EXPORTER_ENABLE = 6,
+    MANAGEMENT_REQUEST_EXPORTER_DISABLE = 7,
+    MANAGEMENT_REQUEST_CHANGE_CANCEL = 8, /* DELETE /cluster/changes/{id} */
+    MANAGEMENT_REQUEST_EXPORTING_PAUSE = 9,
+    MANAGEMENT_REQUEST_EXPORTING_SOFT_PAUSE = 10,
+    MANAGEMENT_REQUEST_EXPORTING_RESUME = 11,
+    MANAGEMENT_REQUEST_REBALANCE = 12,
+    MANAGEMENT_REQUEST_EXPORTERS_GET = 13, /* GET /actuator/exporters */
+};
+
+/* One parsed request. Fields a kind does not use are zero. Owned by the
+ * server, borrowed by change() for the call. About 1.2 KiB. */
+struct management_change_request {
+    int kind;                    /* enum management_request_kind */
+    bool dry_run;                /* ?dryRun=true */
+    bool force;                  /* ?force=true (SCALE) */
+    uint32_t replication_factor; /* ?replicationFactor=n (>= 1), 0 absent */
+    uint32_t broker_count;       /* SCALE: ids in brokers[], as sent
+                                    (duplicates kept) */
+    uint32_t brokers[MANAGEMENT_BROKERS_MAX];
+    uint32_t broker_id;    /* BROKER_*, PARTITION_* */
+    uint32_t partition_id; /* PARTITION_* */
+    uint32_t priority;     /* PARTITION_JOIN: body priority, 0 absent */
+    uint64_t change_id;    /* CHANGE_CANCEL */
+    char exporter[MANAGEMENT_ID_MAX + 1];        /* EXPORTER_* */
+    char initialize_from[MANAGEMENT_ID_MAX + 1]; /* ENABLE: "" absent */
+};
+
+/* The provider's answer to one request. */
+struct management_reply {
+    int status; /* HTTP status, 200..599 */
+    void *body; /* a jansson json_t * whose reference passes to the server,
+                   or NULL: {"message": message} when status >= 400, no
+                   body otherwise */
+    char message[MANAGEMENT_MESSAGE_MAX + 1];
 };
 
 /* The broker's state, as filled by the provider. Owned by the server; the
@@ -125,6 +215,14 @@ struct management_provider {
      * configuration. Returns 0, or a negative value (503). May be NULL:
      * the endpoint then answers 404. */
     int (*cluster)(void *data, void **out);
+    /* Every cluster operation route (see above): answers req (parsed and
+     * checked for syntax here; the provider checks it against the cluster:
+     * unknown ids, planning errors) into *out (zeroed by the server). A
+     * SCALE with a dry run must not change anything. Returns 0 (the reply
+     * is sent), or a negative value (500 with {"message": ...}; a body
+     * set in *out is released). May be NULL: those routes answer 404. */
+    int (*change)(void *data, const struct management_change_request *req,
+                  struct management_reply *out);
 };
 
 /* Listening options. Borrowed during management_init() only. */

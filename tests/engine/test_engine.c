@@ -1306,6 +1306,80 @@ static void test_round_limits(void **state)
     h_close(&h);
 }
 
+/* The exporters' positions: EXPORTER UPDATE -> UPDATED in the state
+ * (survives a snapshot round trip), positions only move forward, DELETE
+ * forgets the row. */
+static void test_exporter_positions(void **state)
+{
+    struct h h;
+    struct h g;
+    Tandem__Record__Record *cmd = NULL;
+    Tandem__Record__RecordBatch *b;
+    int64_t position;
+    void *meta = NULL;
+    size_t meta_len = 0;
+    void *snap;
+    size_t snap_len;
+    (void)state;
+    h_open(&h, g_root, 1, 1);
+    assert_int_equal(engine_exporter_get(h.e, "region0", &position, NULL,
+                                         NULL, NULL),
+                     1);
+    assert_int_equal(position, -1);
+    assert_int_equal(engine_exporter_command(h.e, false, "region0",
+                                             (5 << 16) | 2, "meta", 4, 0,
+                                             &cmd),
+                     0);
+    assert_true(engine_command_is_exempt(cmd));
+    b = h_round(&h, cmd);
+    assert_non_null(b);
+    assert_true(h_find(b, TANDEM__RECORD__RECORD_TYPE__EVENT, TANDEM__RECORD__VALUE_TYPE__EXPORTER,
+                       TANDEM__RECORD__EXPORTER_INTENT__EXPORTER_UPDATED, 0) >= 0);
+    assert_int_equal(engine_exporter_get(h.e, "region0", &position, &meta,
+                                         &meta_len, NULL),
+                     0);
+    assert_int_equal(position, (5 << 16) | 2);
+    assert_int_equal(meta_len, 4);
+    assert_memory_equal(meta, "meta", 4);
+    free(meta);
+    /* An older position is refused, the row unchanged. */
+    assert_int_equal(engine_exporter_command(h.e, false, "region0", 7, NULL,
+                                             0, 0, &cmd),
+                     0);
+    b = h_round(&h, cmd);
+    assert_true(h_find(b, TANDEM__RECORD__RECORD_TYPE__COMMAND_REJECTION,
+                       TANDEM__RECORD__VALUE_TYPE__EXPORTER,
+                       TANDEM__RECORD__EXPORTER_INTENT__EXPORTER_UPDATE, 0) >= 0);
+    assert_int_equal(engine_exporter_get(h.e, "region0", &position, NULL,
+                                         NULL, NULL),
+                     0);
+    assert_int_equal(position, (5 << 16) | 2);
+    /* A snapshot carries the row to another replica. */
+    assert_int_equal(engine_snapshot_encode(h.e, &snap, &snap_len), 0);
+    h_open(&g, g_root, 2, 2);
+    assert_int_equal(engine_snapshot_restore(g.e, snap, snap_len), 0);
+    free(snap);
+    assert_int_equal(engine_exporter_get(g.e, "region0", &position, NULL,
+                                         NULL, NULL),
+                     0);
+    assert_int_equal(position, (5 << 16) | 2);
+    h_close(&g);
+    /* DELETE (exporter disabled) forgets it. */
+    assert_int_equal(engine_exporter_command(h.e, true, "region0", -1, NULL,
+                                             0, 0, &cmd),
+                     0);
+    b = h_round(&h, cmd);
+    assert_true(h_find(b, TANDEM__RECORD__RECORD_TYPE__EVENT, TANDEM__RECORD__VALUE_TYPE__EXPORTER,
+                       TANDEM__RECORD__EXPORTER_INTENT__EXPORTER_DELETED, 0) >= 0);
+    assert_int_equal(engine_exporter_get(h.e, "region0", &position, NULL,
+                                         NULL, NULL),
+                     1);
+    assert_int_equal(engine_exporter_command(h.e, false, "", 1, NULL, 0, 0,
+                                             &cmd),
+                     ENGINE_E_INVALID);
+    h_close(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1324,6 +1398,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_with_result_io_mapping, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_round_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_exporter_positions, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
