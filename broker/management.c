@@ -42,6 +42,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <netdb.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +111,8 @@ struct management_impl {
 
     /* One snapshot per request; too big for the stack of a callback. */
     struct management_status status;
+    /* The cluster operation request being parsed and answered. */
+    struct management_change_request change_req;
     /* installed[id]: partition id has been leader or follower (Zeebe's
      * PartitionInstallStatus; never reset). */
     bool installed[MANAGEMENT_PARTITIONS_MAX + 1];
@@ -246,6 +249,8 @@ static const char *reason_phrase(int status)
     switch (status) {
     case 200:
         return "OK";
+    case 202:
+        return "Accepted";
     case 204:
         return "No Content";
     case 400:
@@ -254,10 +259,22 @@ static const char *reason_phrase(int status)
         return "Not Found";
     case 405:
         return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 415:
+        return "Unsupported Media Type";
     case 500:
         return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
     case 503:
         return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
     default:
         return "Unknown";
     }
@@ -388,7 +405,8 @@ static void endpoint_actuator_health(struct management_impl *impl,
  *   processedPositionInSnapshot snapshot index, omitted without one
  *   streamProcessorPhase        PROCESSING (leader), REPLAY (follower),
  *                               FAILED (health DEAD), omitted if inactive
- *   exporterPhase, exportedPosition   omitted (no exporters yet)
+ *   exporterPhase, exportedPosition   as the broker reports them;
+ *                               omitted when exporter_phase is ""
  *   health, term, commitIndex, appliedIndex, lastIndex, snapshotIndex,
  *   snapshotTerm                Tandem additions. */
 static void endpoint_partitions(struct management_impl *impl, h2o_req_t *req)
@@ -435,6 +453,14 @@ static void endpoint_partitions(struct management_impl *impl, h2o_req_t *req)
         if (phase != NULL) {
             json_object_set_new(part, "streamProcessorPhase",
                                 json_string(phase));
+        }
+        if (p->exporter_phase[0] != '\0') {
+            char ph[MANAGEMENT_PHASE_MAX + 1];
+            memcpy(ph, p->exporter_phase, MANAGEMENT_PHASE_MAX);
+            ph[MANAGEMENT_PHASE_MAX] = '\0';
+            json_object_set_new(part, "exporterPhase", json_string(ph));
+            json_object_set_new(part, "exportedPosition",
+                                json_integer((json_int_t)p->exported_position));
         }
         char key[16];
         snprintf(key, sizeof(key), "%u", p->partition_id);
@@ -494,11 +520,522 @@ static void endpoint_run(struct management_impl *impl, enum endpoint ep,
     reply_error(req, 500, "unrouted endpoint");
 }
 
+/* ------------------------------------------------------------------------
+ * Cluster operations: parsing and dispatch to provider->change()
+ * ------------------------------------------------------------------------ */
+
+#define MANAGEMENT__SEGMENTS_MAX 8
+
+static bool method_is(const h2o_req_t *req, const char *m)
+{
+    return h2o_memis(req->method.base, req->method.len, m, strlen(m));
+}
+
+/* {"message": text} with status. */
+static void reply_message(h2o_req_t *req, int status, const char *text)
+{
+    reply_json(req, status, json_pack("{s:s}", "message", text));
+}
+
+__attribute__((format(printf, 3, 4))) static void
+reply_messagef(h2o_req_t *req, int status, const char *fmt, ...)
+{
+    char text[MANAGEMENT__ERRMSG_SIZE];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    reply_message(req, status, text);
+}
+
+/* 405 with the Allow header naming the one allowed method (or two). */
+static void reply_method(h2o_req_t *req, const char *allow)
+{
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL,
+                   allow, strlen(allow));
+    reply_error(req, 405, "method not allowed here");
+}
+
+/* Zeebe's answer to an unsupported resource: 501, plain text. */
+static void reply_not_implemented(h2o_req_t *req)
+{
+    static const char body[] = "Not Implemented";
+    req->res.status = 501;
+    req->res.reason = reason_phrase(501);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("text/plain"));
+    req->res.content_length = sizeof(body) - 1;
+    h2o_send_inline(req, body, sizeof(body) - 1);
+}
+
+/* Parses s[0..len) as a decimal number <= max. Returns 0 or -1. */
+static int number_parse(const char *s, size_t len, uint64_t max,
+                        uint64_t *out)
+{
+    uint64_t v = 0;
+    if (len == 0 || len > 20) {
+        return -1;
+    }
+    for (size_t k = 0; k < len; k++) {
+        if (s[k] < '0' || s[k] > '9') {
+            return -1;
+        }
+        if (v > (max - (uint64_t)(s[k] - '0')) / 10) {
+            return -1;
+        }
+        v = v * 10 + (uint64_t)(s[k] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* The query parameters this server knows. */
+struct query {
+    int dry_run;                 /* -1 absent, 0, 1 */
+    int force;                   /* -1 absent, 0, 1 */
+    int soft;                    /* -1 absent, 0, 1 */
+    int64_t replication_factor;  /* -1 absent */
+};
+
+/* Parses the query string; on a bad value answers 400 and returns -1. */
+static int query_parse(h2o_req_t *req, struct query *q)
+{
+    q->dry_run = q->force = q->soft = -1;
+    q->replication_factor = -1;
+    if (req->query_at == SIZE_MAX || req->query_at >= req->path.len) {
+        return 0;
+    }
+    const char *p = req->path.base + req->query_at + 1;
+    const char *end = req->path.base + req->path.len;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp != NULL ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(stop - p));
+        size_t klen = (size_t)((eq != NULL ? eq : stop) - p);
+        const char *v = eq != NULL ? eq + 1 : stop;
+        size_t vlen = (size_t)(stop - v);
+        int *flag = NULL;
+        if (h2o_memis(p, klen, H2O_STRLIT("dryRun"))) {
+            flag = &q->dry_run;
+        } else if (h2o_memis(p, klen, H2O_STRLIT("force"))) {
+            flag = &q->force;
+        } else if (h2o_memis(p, klen, H2O_STRLIT("soft"))) {
+            flag = &q->soft;
+        }
+        if (flag != NULL) {
+            if (h2o_lcstris(v, vlen, H2O_STRLIT("true"))) {
+                *flag = 1;
+            } else if (h2o_lcstris(v, vlen, H2O_STRLIT("false"))) {
+                *flag = 0;
+            } else {
+                reply_messagef(req, 400,
+                               "query parameter '%.*s' must be true or false",
+                               (int)klen, p);
+                return -1;
+            }
+        } else if (h2o_memis(p, klen, H2O_STRLIT("replicationFactor"))) {
+            uint64_t rf = 0;
+            if (number_parse(v, vlen, UINT32_MAX, &rf) != 0 || rf == 0) {
+                reply_message(req, 400,
+                              "query parameter 'replicationFactor' must be a "
+                              "number greater than 0");
+                return -1;
+            }
+            q->replication_factor = (int64_t)rf;
+        }
+        p = stop + 1;
+    }
+    return 0;
+}
+
+/* The request body as JSON into *out (NULL when there is no body). A body
+ * that is not application/json is 415, malformed JSON 400; both answered
+ * here, returning -1. */
+static int body_parse(h2o_req_t *req, json_t **out)
+{
+    *out = NULL;
+    if (req->entity.base == NULL || req->entity.len == 0) {
+        return 0;
+    }
+    ssize_t h = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    const char *json_type = "application/json";
+    if (h < 0 || req->headers.entries[h].value.len < strlen(json_type) ||
+        !h2o_lcstris(req->headers.entries[h].value.base, strlen(json_type),
+                     json_type, strlen(json_type))) {
+        reply_message(req, 415,
+                      "the request body must be sent with Content-Type: "
+                      "application/json");
+        return -1;
+    }
+    json_error_t jerr;
+    *out = json_loadb(req->entity.base, req->entity.len,
+                      JSON_REJECT_DUPLICATES, &jerr);
+    if (*out == NULL) {
+        reply_messagef(req, 400, "malformed JSON body (line %d column %d): %s",
+                       jerr.line, jerr.column, jerr.text);
+        return -1;
+    }
+    return 0;
+}
+
+/* Fills cr->brokers from a JSON array of ids, numbers or numeric strings.
+ * Answers 400 and returns -1 on anything else. */
+static int brokers_parse(h2o_req_t *req, const json_t *body,
+                         struct management_change_request *cr)
+{
+    size_t k;
+    json_t *v;
+    if (!json_is_array(body)) {
+        reply_message(req, 400,
+                      "the body must be a JSON array of broker ids, e.g. "
+                      "[0, 1, 2]");
+        return -1;
+    }
+    if (json_array_size(body) > MANAGEMENT_BROKERS_MAX) {
+        reply_messagef(req, 400, "at most %d broker ids are accepted",
+                       MANAGEMENT_BROKERS_MAX);
+        return -1;
+    }
+    json_array_foreach((json_t *)(uintptr_t)body, k, v) {
+        uint64_t id = 0;
+        bool ok;
+        if (json_is_integer(v)) {
+            ok = json_integer_value(v) >= 0 &&
+                 json_integer_value(v) <= (json_int_t)UINT32_MAX;
+            id = ok ? (uint64_t)json_integer_value(v) : 0;
+        } else if (json_is_string(v)) {
+            ok = number_parse(json_string_value(v), json_string_length(v),
+                              UINT32_MAX, &id) == 0;
+        } else {
+            ok = false;
+        }
+        if (!ok) {
+            reply_messagef(req, 400,
+                           "broker id at index %zu is not a non-negative "
+                           "integer",
+                           k);
+            return -1;
+        }
+        cr->brokers[cr->broker_count++] = (uint32_t)id;
+    }
+    return 0;
+}
+
+/* Calls the provider and sends its reply. */
+static void change_dispatch(struct management_impl *impl, h2o_req_t *req,
+                            const struct management_change_request *cr)
+{
+    struct management_reply out;
+    memset(&out, 0, sizeof(out));
+    if (impl->provider.change == NULL) {
+        reply_message(req, 404, "cluster operations are not served here");
+        return;
+    }
+    int rv = impl->provider.change(impl->provider.data, cr, &out);
+    out.message[MANAGEMENT_MESSAGE_MAX] = '\0';
+    if (rv != 0 || out.status < 200 || out.status > 599) {
+        json_decref((json_t *)out.body);
+        reply_messagef(req, 500,
+                       "the broker could not handle the request (code %d, "
+                       "status %d)",
+                       rv, out.status);
+        return;
+    }
+    if (cr->kind == MANAGEMENT_REQUEST_EXPORTING_PAUSE ||
+        cr->kind == MANAGEMENT_REQUEST_EXPORTING_SOFT_PAUSE ||
+        cr->kind == MANAGEMENT_REQUEST_EXPORTING_RESUME) {
+        /* Zeebe 8.4.7+: a WebEndpointResponse serialized as JSON. */
+        json_t *inner = (json_t *)out.body;
+        if (inner == NULL && out.status >= 400) {
+            inner = json_string(out.message[0] != '\0'
+                                    ? out.message
+                                    : reason_phrase(out.status));
+        }
+        reply_json(req, 200,
+                   json_pack("{s:o?, s:i, s:n}", "body", inner, "status",
+                             out.status, "contentType"));
+        return;
+    }
+    if (out.body != NULL) {
+        reply_json(req, out.status, (json_t *)out.body);
+    } else if (out.status >= 400) {
+        reply_message(req, out.status,
+                      out.message[0] != '\0' ? out.message
+                                             : reason_phrase(out.status));
+    } else {
+        reply_empty(req, out.status);
+    }
+}
+
+/* Routes the cluster-operation paths. Returns true if it answered req. */
+static bool ops_route(struct management_impl *impl, h2o_req_t *req)
+{
+    struct management_change_request *cr = &impl->change_req;
+    h2o_iovec_t seg[MANAGEMENT__SEGMENTS_MAX];
+    size_t n = 0;
+    const char *p = req->path_normalized.base;
+    const char *end = p + req->path_normalized.len;
+
+    /* Split "/a/b/c" into segments; a trailing "/" adds nothing. */
+    while (p < end) {
+        if (*p == '/') {
+            p++;
+            continue;
+        }
+        const char *slash = memchr(p, '/', (size_t)(end - p));
+        const char *stop = slash != NULL ? slash : end;
+        if (n == MANAGEMENT__SEGMENTS_MAX) {
+            n++; /* too deep: no route below matches */
+            break;
+        }
+        seg[n++] = h2o_iovec_init(p, (size_t)(stop - p));
+        p = stop;
+    }
+#define SEG(i, lit) (n > (i) && h2o_memis(seg[i].base, seg[i].len, H2O_STRLIT(lit)))
+    if (!SEG(0, "actuator") || n < 2) {
+        return false;
+    }
+    bool cluster = SEG(1, "cluster") && n > 2;
+    bool exporters = SEG(1, "exporters");
+    bool exporting = SEG(1, "exporting");
+    bool rebalance = SEG(1, "rebalance");
+    if (!cluster && !exporters && !exporting && !rebalance) {
+        return false;
+    }
+    memset(cr, 0, sizeof(*cr));
+    struct query q;
+    json_t *body = NULL;
+    if (query_parse(req, &q) != 0) {
+        return true;
+    }
+    cr->dry_run = q.dry_run == 1;
+
+    if (rebalance) {
+        if (n != 2) {
+            reply_error(req, 404, "no such endpoint");
+        } else if (!method_is(req, "POST")) {
+            reply_method(req, "POST");
+        } else {
+            cr->kind = MANAGEMENT_REQUEST_REBALANCE;
+            change_dispatch(impl, req, cr);
+        }
+        return true;
+    }
+    if (exporting) {
+        bool pause = SEG(2, "pause");
+        if (n != 3 || (!pause && !SEG(2, "resume"))) {
+            reply_error(req, 404, "no such endpoint");
+        } else if (!method_is(req, "POST")) {
+            reply_method(req, "POST");
+        } else {
+            cr->kind = !pause      ? MANAGEMENT_REQUEST_EXPORTING_RESUME
+                       : q.soft == 1 ? MANAGEMENT_REQUEST_EXPORTING_SOFT_PAUSE
+                                     : MANAGEMENT_REQUEST_EXPORTING_PAUSE;
+            change_dispatch(impl, req, cr);
+        }
+        return true;
+    }
+    if (exporters) {
+        if (n == 2) {
+            if (!method_is(req, "GET") && !method_is(req, "HEAD")) {
+                reply_method(req, "GET, HEAD");
+            } else {
+                cr->kind = MANAGEMENT_REQUEST_EXPORTERS_GET;
+                change_dispatch(impl, req, cr);
+            }
+            return true;
+        }
+        bool enable = SEG(3, "enable");
+        if (n != 4 || (!enable && !SEG(3, "disable"))) {
+            reply_error(req, 404, "no such endpoint");
+            return true;
+        }
+        if (!method_is(req, "POST")) {
+            reply_method(req, "POST");
+            return true;
+        }
+        if (seg[2].len == 0 || seg[2].len > MANAGEMENT_ID_MAX) {
+            reply_messagef(req, 400, "exporter id must be 1 to %d bytes",
+                           MANAGEMENT_ID_MAX);
+            return true;
+        }
+        memcpy(cr->exporter, seg[2].base, seg[2].len);
+        cr->kind = enable ? MANAGEMENT_REQUEST_EXPORTER_ENABLE
+                          : MANAGEMENT_REQUEST_EXPORTER_DISABLE;
+        if (enable) {
+            if (body_parse(req, &body) != 0) {
+                return true;
+            }
+            if (body != NULL) {
+                const char *key;
+                json_t *v;
+                bool bad = !json_is_object(body);
+                json_object_foreach(bad ? NULL : body, key, v) {
+                    if (strcmp(key, "initializeFrom") != 0 ||
+                        (!json_is_string(v) && !json_is_null(v)) ||
+                        (json_is_string(v) &&
+                         (json_string_length(v) == 0 ||
+                          json_string_length(v) > MANAGEMENT_ID_MAX))) {
+                        bad = true;
+                    } else if (json_is_string(v)) {
+                        memcpy(cr->initialize_from, json_string_value(v),
+                               json_string_length(v));
+                    }
+                }
+                json_decref(body);
+                if (bad) {
+                    reply_messagef(req, 400,
+                                   "the body must be {\"initializeFrom\": "
+                                   "\"<exporter id of 1 to %d bytes>\"}",
+                                   MANAGEMENT_ID_MAX);
+                    return true;
+                }
+            }
+        }
+        change_dispatch(impl, req, cr);
+        return true;
+    }
+
+    /* /actuator/cluster/... */
+    bool brokers = SEG(2, "brokers");
+    bool partitions = SEG(2, "partitions");
+    bool changes = SEG(2, "changes");
+    if ((partitions || changes) && n == 3) {
+        if (method_is(req, "POST")) {
+            reply_not_implemented(req);
+        } else {
+            reply_error(req, 404, "no such endpoint");
+        }
+        return true;
+    }
+    if (changes && n == 4) {
+        uint64_t id = 0;
+        if (!method_is(req, "DELETE")) {
+            reply_method(req, "DELETE");
+        } else if (cr->dry_run) {
+            reply_not_implemented(req);
+        } else if (number_parse(seg[3].base, seg[3].len, INT64_MAX, &id) !=
+                   0) {
+            reply_messagef(req, 400, "change id '%.*s' is not a number",
+                           (int)(seg[3].len > 32 ? 32 : seg[3].len),
+                           seg[3].base);
+        } else {
+            cr->kind = MANAGEMENT_REQUEST_CHANGE_CANCEL;
+            cr->change_id = id;
+            change_dispatch(impl, req, cr);
+        }
+        return true;
+    }
+    if (brokers && n == 3) {
+        if (!method_is(req, "POST")) {
+            reply_method(req, "POST");
+            return true;
+        }
+        if (body_parse(req, &body) != 0) {
+            return true;
+        }
+        if (body == NULL) {
+            reply_message(req, 400,
+                          "the body must be a JSON array of broker ids, "
+                          "e.g. [0, 1, 2]");
+            return true;
+        }
+        int rv = brokers_parse(req, body, cr);
+        json_decref(body);
+        if (rv != 0) {
+            return true;
+        }
+        cr->kind = MANAGEMENT_REQUEST_SCALE;
+        cr->force = q.force == 1;
+        cr->replication_factor =
+            q.replication_factor > 0 ? (uint32_t)q.replication_factor : 0;
+        change_dispatch(impl, req, cr);
+        return true;
+    }
+    /* brokers/{b}[/partitions/{p}] or partitions/{p}/brokers/{b} */
+    size_t bi = 0;
+    size_t pi = 0;
+    if (brokers && n == 4) {
+        bi = 3;
+    } else if (brokers && n == 5 && SEG(4, "partitions")) {
+        reply_error(req, 404, "no such endpoint");
+        return true;
+    } else if (brokers && n == 6 && SEG(4, "partitions")) {
+        bi = 3;
+        pi = 5;
+    } else if (partitions && n == 6 && SEG(4, "brokers")) {
+        pi = 3;
+        bi = 5;
+    } else {
+        reply_error(req, 404, "no such endpoint");
+        return true;
+    }
+    bool post = method_is(req, "POST");
+    if (!post && !method_is(req, "DELETE")) {
+        reply_method(req, "POST, DELETE");
+        return true;
+    }
+    uint64_t v = 0;
+    if (number_parse(seg[bi].base, seg[bi].len, UINT32_MAX, &v) != 0) {
+        reply_messagef(req, 400, "broker id '%.*s' is not a number",
+                       (int)(seg[bi].len > 32 ? 32 : seg[bi].len),
+                       seg[bi].base);
+        return true;
+    }
+    cr->broker_id = (uint32_t)v;
+    if (pi == 0) {
+        cr->kind = post ? MANAGEMENT_REQUEST_BROKER_ADD
+                        : MANAGEMENT_REQUEST_BROKER_REMOVE;
+        change_dispatch(impl, req, cr);
+        return true;
+    }
+    if (number_parse(seg[pi].base, seg[pi].len, UINT32_MAX, &v) != 0) {
+        reply_messagef(req, 400, "partition id '%.*s' is not a number",
+                       (int)(seg[pi].len > 32 ? 32 : seg[pi].len),
+                       seg[pi].base);
+        return true;
+    }
+    cr->partition_id = (uint32_t)v;
+    cr->kind = post ? MANAGEMENT_REQUEST_PARTITION_JOIN
+                    : MANAGEMENT_REQUEST_PARTITION_LEAVE;
+    if (post) {
+        if (body_parse(req, &body) != 0) {
+            return true;
+        }
+        if (body != NULL) {
+            const char *key;
+            json_t *jv;
+            bool bad = !json_is_object(body);
+            json_object_foreach(bad ? NULL : body, key, jv) {
+                if (strcmp(key, "priority") != 0 || !json_is_integer(jv) ||
+                    json_integer_value(jv) < 1 ||
+                    json_integer_value(jv) > 255) {
+                    bad = true;
+                } else {
+                    cr->priority = (uint32_t)json_integer_value(jv);
+                }
+            }
+            json_decref(body);
+            if (bad) {
+                reply_message(req, 400,
+                              "the body must be {\"priority\": <1 to 255>}");
+                return true;
+            }
+        }
+    }
+    change_dispatch(impl, req, cr);
+    return true;
+#undef SEG
+}
+
 /* h2o's on_req for every request on every path: the router. */
 static int router_on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     struct management_impl *impl = ((struct management_handler *)self)->impl;
     const struct route *route = NULL;
+    if (ops_route(impl, req)) {
+        return 0;
+    }
     for (size_t i = 0; i < sizeof(ROUTES) / sizeof(ROUTES[0]); i++) {
         if (h2o_memis(req->path_normalized.base, req->path_normalized.len,
                       ROUTES[i].path, strlen(ROUTES[i].path))) {
@@ -680,6 +1217,7 @@ int management_init(uv_loop_t *loop, struct management *m,
     /* h2o: one host matching any Host header, one handler on "/" that
      * routes by itself (so that 404 and 405 carry our JSON bodies). */
     h2o_config_init(&impl->config);
+    impl->config.max_request_entity_size = MANAGEMENT_BODY_MAX;
     h2o_hostconf_t *hostconf = h2o_config_register_host(
         &impl->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, "/", 0);

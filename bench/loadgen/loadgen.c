@@ -35,7 +35,9 @@
  *      streamed ActivateJobsResponse goes to a bounded queue of pending
  *      completions -> CompleteJob(key); its acknowledgement completes the
  *      instance (the process ends after its only task): counted, and
- *      now - t0 is the create-to-complete latency.
+ *      now - t0 is the create-to-complete latency. Three more histograms
+ *      split it into phases: the CreateProcessInstance round trip, t0 to
+ *      the job reaching a worker, the CompleteJob round trip.
  *   A DeployResource or any RPC answered UNIMPLEMENTED ends the run with
  *   status "unavailable" and the server's message (exit status 1).
  *
@@ -261,6 +263,13 @@ struct load_run {
     uint64_t jobs_dropped;     /* pending queue full (cannot happen when
                                   every instance has one job) */
     uint64_t activate_idle_until_ns;
+    /* Where an instance's time goes (process workload): the
+     * CreateProcessInstance round trip, create sent -> its job streamed
+     * to a worker (t0 from the job's variables), the CompleteJob round
+     * trip. Acknowledged requests only. */
+    struct hist phase_create;
+    struct hist phase_to_job;
+    struct hist phase_complete;
     struct load_job *jobs;     /* ring of pending completions */
     uint32_t jobs_cap;
     uint32_t jobs_head;
@@ -926,8 +935,11 @@ static bool activate_stream_parse(struct load_run *run,
         if (resp == NULL)
             return false;
         for (i = 0; i < resp->n_jobs; i++) {
-            job_push(run, resp->jobs[i]->key,
-                     job_t0(resp->jobs[i]->variables));
+            uint64_t t0 = job_t0(resp->jobs[i]->variables);
+            uint64_t now = uv_hrtime();
+            if (t0 != 0 && now > t0)
+                hist_record(&run->phase_to_job, now - t0);
+            job_push(run, resp->jobs[i]->key, t0);
             slot->jobs_seen++;
             run->jobs_activated++;
         }
@@ -992,6 +1004,9 @@ static void slot_complete(struct load_slot *slot, int err_class)
     case LOAD_RPC_CREATE:
         if (err_class == 0) {
             run->created++;
+            hist_record(&run->phase_create, now > slot->intended_ns
+                                                ? now - slot->intended_ns
+                                                : 0);
         } else {
             assert(run->instances_open > 0);
             run->instances_open--;
@@ -1010,6 +1025,9 @@ static void slot_complete(struct load_slot *slot, int err_class)
     case LOAD_RPC_COMPLETE:
         if (err_class == 0) {
             run->ok++;
+            hist_record(&run->phase_complete, now > slot->intended_ns
+                                                  ? now - slot->intended_ns
+                                                  : 0);
             hist_record(&run->latency,
                         now > slot->t0_ns && slot->t0_ns != 0
                             ? now - slot->t0_ns
@@ -1060,15 +1078,17 @@ static int on_header_cb(nghttp2_session *session, const nghttp2_frame *frame,
     slot = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
     if (slot == NULL)
         return 0;
-    if (valuelen >= sizeof(num))
-        valuelen = sizeof(num) - 1;
+    /* Only the numeric headers are copied into num; grpc-message keeps
+     * its own length (up to 200 characters). */
     if (namelen == 7 && memcmp(name, ":status", 7) == 0) {
-        memcpy(num, value, valuelen);
-        num[valuelen] = '\0';
+        size_t n = valuelen < sizeof(num) ? valuelen : sizeof(num) - 1;
+        memcpy(num, value, n);
+        num[n] = '\0';
         slot->http_status = atoi(num);
     } else if (namelen == 11 && memcmp(name, "grpc-status", 11) == 0) {
-        memcpy(num, value, valuelen);
-        num[valuelen] = '\0';
+        size_t n = valuelen < sizeof(num) ? valuelen : sizeof(num) - 1;
+        memcpy(num, value, n);
+        num[n] = '\0';
         slot->grpc_status = atoi(num);
         if (slot->grpc_status < 0)
             slot->grpc_status = GRPC_STATUS_COUNT;
@@ -1612,6 +1632,9 @@ static int run_init(struct load_run *run)
     snprintf(run->authority, sizeof(run->authority), "%s:%d",
              run->opts.host, run->opts.port);
     hist_init(&run->latency);
+    hist_init(&run->phase_create);
+    hist_init(&run->phase_to_job);
+    hist_init(&run->phase_complete);
     if (variables_build(run) != 0)
         return -1;
     run->slot_count = run->opts.in_flight;
@@ -1722,6 +1745,27 @@ static void json_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
+/* One row of the process workload's phase table. */
+static void phase_print(const char *name, const struct hist *h)
+{
+    printf("  %-10s %8.3f %8.3f %8.3f  (%" PRIu64 ")\n", name,
+           ms(hist_value_at(h, 0.5)), ms(hist_value_at(h, 0.99)),
+           ms(hist_value_at(h, 0.999)), h->count);
+}
+
+/* One phase of the JSON's "phases_us" object. */
+static void phase_json(FILE *f, const char *name, const struct hist *h,
+                       bool first)
+{
+    fprintf(f,
+            "%s\"%s\":{\"count\":%" PRIu64 ",\"p50\":%.1f,\"p99\":%.1f,"
+            "\"p999\":%.1f}",
+            first ? "" : ",", name, h->count,
+            (double)hist_value_at(h, 0.5) / 1e3,
+            (double)hist_value_at(h, 0.99) / 1e3,
+            (double)hist_value_at(h, 0.999) / 1e3);
+}
+
 static void report(const struct load_run *run, FILE *json_file)
 {
     const struct load_opts *o = &run->opts;
@@ -1771,6 +1815,16 @@ static void report(const struct load_run *run, FILE *json_file)
                ms(hist_value_at(h, 0.5)), ms(hist_value_at(h, 0.9)),
                ms(hist_value_at(h, 0.99)), ms(hist_value_at(h, 0.999)),
                ms(h->max), mean / 1e6);
+        if (o->process) {
+            printf("phases ms       p50      p99     p999  (create: "
+                   "CreateProcessInstance; to job: create sent -> job "
+                   "streamed;\n"
+                   "                                    complete: "
+                   "CompleteJob)\n");
+            phase_print("create", &run->phase_create);
+            phase_print("to job", &run->phase_to_job);
+            phase_print("complete", &run->phase_complete);
+        }
         for (i = 1; i < LOAD_ERR_COUNT; i++) {
             if (run->errors[i] > 0)
                 printf("error %-20s %" PRIu64 "\n", load_err_names[i],
@@ -1823,6 +1877,13 @@ static void report(const struct load_run *run, FILE *json_file)
                     ",\"activations\":%" PRIu64 ",\"jobs_dropped\":%" PRIu64,
                     run->created, run->ok, tput, run->jobs_activated,
                     run->activations, run->jobs_dropped);
+        if (o->process) {
+            fprintf(f, ",\"phases_us\":{");
+            phase_json(f, "create", &run->phase_create, true);
+            phase_json(f, "to_job", &run->phase_to_job, false);
+            phase_json(f, "complete", &run->phase_complete, false);
+            fprintf(f, "}");
+        }
         fprintf(f, ",\"first_error\":");
         json_string(f, run->unavailable ? run->errmsg : run->first_error);
         fprintf(f, ",\"client_cpu_s\":%.3f,\"status\":\"%s\"}\n", cpu_s,
@@ -1880,6 +1941,12 @@ int main(int argc, char **argv)
         return 1;
     if (run.ok == 0) {
         fprintf(stderr, "tandem-load: no request was acknowledged\n");
+        if (run.opts.process && run.created > 0 && run.jobs_activated == 0)
+            fprintf(stderr,
+                    "tandem-load: %" PRIu64 " instance(s) created but no "
+                    "job of type '%s' was activated: does --job-type match "
+                    "the process's service task?\n",
+                    run.created, run.opts.job_type);
         return 1;
     }
     if (run.conns_lost) {
