@@ -157,6 +157,18 @@ static raft_id raft_id_of(uint32_t node_id)
     return (raft_id)node_id + 1;
 }
 
+static enum broker_export_phase broker_phase_of(const struct cluster_config *c)
+{
+    switch (c->exporting) {
+    case CLUSTER_CONFIG_EXPORTING_PAUSED:
+        return BROKER_EXPORT_PAUSED;
+    case CLUSTER_CONFIG_EXPORTING_SOFT_PAUSED:
+        return BROKER_EXPORT_SOFT_PAUSED;
+    default:
+        return BROKER_EXPORT_EXPORTING;
+    }
+}
+
 static struct broker_part *broker_part_find(struct broker *b, uint32_t id)
 {
     for (uint32_t i = 0; i < b->part_count; i++) {
@@ -747,6 +759,7 @@ static int broker_on_cluster_config(void *data, uint32_t from,
     }
     if (rv == 0) {
         b->cluster = *next;
+        broker_export_set_phase(b->exports, broker_phase_of(&b->cluster));
         fprintf(stderr, "broker %u: adopted cluster configuration version "
                 "%" PRIu64 " from node %u\n", b->cfg.node_id, version,
                 from - 1);
@@ -1174,8 +1187,159 @@ static int broker_status(void *data, struct management_status *out)
         mp->last_index = raft_node_last_index(bp->part.raft);
         mp->snapshot_index = snap != NULL ? snap->index : 0;
         mp->snapshot_term = snap != NULL ? snap->term : 0;
+        if (broker_export_count(b->exports) > 0) {
+            snprintf(mp->exporter_phase, sizeof(mp->exporter_phase), "%s",
+                     broker_export_phase_name(
+                         broker_export_phase(b->exports)));
+            mp->exported_position = broker_export_position(bp->exp);
+        }
         out->partition_count++;
     }
+    return 0;
+}
+
+/* Makes next (a newer version, built here) the configuration: persisted,
+ * spread by gossip, and acted on (exporting phase). Returns 0 or a
+ * negative error with err set. */
+static int broker_cluster_adopt(struct broker *b,
+                                const struct cluster_config *next, char *err,
+                                size_t err_len)
+{
+    uint8_t *bytes;
+    size_t len = 0;
+    int rv = cluster_config_save(b->cfg.data_directory, next, err, err_len);
+
+    if (rv != 0) {
+        return rv;
+    }
+    bytes = malloc(CLUSTER_CONFIG_BYTES_MAX);
+    if (bytes == NULL) {
+        snprintf(err, err_len, "out of memory");
+        return -ENOMEM;
+    }
+    rv = cluster_config_encode(next, bytes, CLUSTER_CONFIG_BYTES_MAX, &len);
+    if (rv == 0 && b->transport != NULL) {
+        rv = transport_set_cluster_config(b->transport, next->version, bytes,
+                                          len);
+    }
+    free(bytes);
+    if (rv != 0) {
+        snprintf(err, err_len, "the configuration could not be spread: %d",
+                 rv);
+        return rv;
+    }
+    b->cluster = *next;
+    broker_export_set_phase(b->exports, broker_phase_of(&b->cluster));
+    return 0;
+}
+
+/* The cluster operation routes of the management port. */
+static int broker_change(void *data, const struct management_change_request *req,
+                         struct management_reply *out)
+{
+    struct broker *b = data;
+    struct cluster_config *next = NULL;
+    struct cluster_config_plan *plan = NULL;
+    struct cluster_config_request cr;
+    json_t *body = NULL;
+    int rv = 0;
+
+    switch (req->kind) {
+    case MANAGEMENT_REQUEST_EXPORTERS_GET:
+        if (cluster_config_exporters_to_json(&b->cluster, &body) != 0) {
+            return -ENOMEM;
+        }
+        out->status = 200;
+        out->body = body;
+        return 0;
+    case MANAGEMENT_REQUEST_EXPORTING_PAUSE:
+    case MANAGEMENT_REQUEST_EXPORTING_SOFT_PAUSE:
+    case MANAGEMENT_REQUEST_EXPORTING_RESUME: {
+        int state = req->kind == MANAGEMENT_REQUEST_EXPORTING_PAUSE
+                        ? CLUSTER_CONFIG_EXPORTING_PAUSED
+                    : req->kind == MANAGEMENT_REQUEST_EXPORTING_SOFT_PAUSE
+                        ? CLUSTER_CONFIG_EXPORTING_SOFT_PAUSED
+                        : CLUSTER_CONFIG_EXPORTING;
+        next = malloc(sizeof(*next));
+        if (next == NULL) {
+            return -ENOMEM;
+        }
+        *next = b->cluster;
+        rv = cluster_config_exporting_set(next, state);
+        if (rv == 1) {
+            rv = broker_cluster_adopt(b, next, out->message,
+                                      sizeof(out->message));
+        }
+        free(next);
+        if (rv < 0) {
+            out->status = 500;
+            return 0;
+        }
+        out->status = 204;
+        return 0;
+    }
+    case MANAGEMENT_REQUEST_SCALE:
+    case MANAGEMENT_REQUEST_BROKER_ADD:
+    case MANAGEMENT_REQUEST_BROKER_REMOVE:
+    case MANAGEMENT_REQUEST_PARTITION_JOIN:
+    case MANAGEMENT_REQUEST_PARTITION_LEAVE:
+    case MANAGEMENT_REQUEST_EXPORTER_ENABLE:
+    case MANAGEMENT_REQUEST_EXPORTER_DISABLE:
+        break;
+    default:
+        out->status = 501;
+        snprintf(out->message, sizeof(out->message),
+                 "this broker does not run this operation yet");
+        return 0;
+    }
+    _Static_assert((int)MANAGEMENT_REQUEST_SCALE ==
+                           (int)CLUSTER_CONFIG_REQUEST_SCALE &&
+                       (int)MANAGEMENT_REQUEST_EXPORTER_DISABLE ==
+                           (int)CLUSTER_CONFIG_REQUEST_EXPORTER_DISABLE,
+                   "request kinds 1..7 are shared");
+    memset(&cr, 0, sizeof(cr));
+    cr.kind = req->kind;
+    cr.force = req->force;
+    cr.replication_factor = req->replication_factor;
+    cr.broker_count = req->broker_count;
+    cr.brokers = req->brokers;
+    cr.broker_id = req->broker_id;
+    cr.partition_id = req->partition_id;
+    cr.priority = req->priority;
+    cr.exporter = req->exporter;
+    cr.initialize_from =
+        req->initialize_from[0] != '\0' ? req->initialize_from : NULL;
+    plan = malloc(sizeof(*plan));
+    if (plan == NULL) {
+        return -ENOMEM;
+    }
+    rv = cluster_config_plan(&b->cluster, &cr, plan);
+    if (plan->http_status != 202) {
+        out->status = plan->http_status;
+        snprintf(out->message, sizeof(out->message), "%s", plan->message);
+        free(plan);
+        return 0;
+    }
+    if (req->dry_run || plan->change.op_count == 0) {
+        uint64_t id = plan->change.op_count == 0
+                          ? b->cluster.last.id
+                          : b->cluster.version + 1;
+        rv = cluster_config_plan_to_json(&b->cluster, plan, id, &body);
+        free(plan);
+        if (rv != 0) {
+            return -ENOMEM;
+        }
+        out->status = 202;
+        out->body = body;
+        return 0;
+    }
+    free(plan);
+    /* Executing membership and exporter changes is not built yet: refuse
+     * rather than record a change nothing would ever complete. */
+    out->status = 501;
+    snprintf(out->message, sizeof(out->message),
+             "the change was planned (see dryRun=true) but this broker does "
+             "not execute cluster changes yet");
     return 0;
 }
 
@@ -1359,6 +1523,32 @@ int broker_init(uv_loop_t *loop, const struct broker_config *cfg,
             snprintf(errmsg, errmsg_len, "cluster configuration: %s", cerr);
             goto err;
         }
+        {
+            /* Every configured exporter is known to the configuration
+             * (ENABLED on every replica when first seen). */
+            bool added = false;
+            for (uint32_t i = 0; i < cfg->exporter_count && rv == 0; i++) {
+                if (cluster_config_exporter_find(&b->cluster,
+                                                 cfg->exporters[i].id) >= 0) {
+                    continue;
+                }
+                rv = cluster_config_exporter_add(&b->cluster,
+                                                 cfg->exporters[i].id, cerr,
+                                                 sizeof(cerr));
+                rv = rv >= 0 ? 0 : rv;
+                added = true;
+            }
+            if (rv == 0 && added) {
+                rv = cluster_config_save(cfg->data_directory, &b->cluster,
+                                         cerr, sizeof(cerr));
+            }
+            if (rv != 0) {
+                snprintf(errmsg, errmsg_len, "cluster configuration: %s",
+                         cerr);
+                goto err;
+            }
+            broker_export_set_phase(b->exports, broker_phase_of(&b->cluster));
+        }
         if (b->cluster.cluster_size != cfg->cluster_size ||
             b->cluster.partitions_count != cfg->partitions_count) {
             fprintf(stderr, "broker %u: the stored cluster configuration "
@@ -1501,6 +1691,7 @@ int broker_start(struct broker *b, char *errmsg, size_t errmsg_len)
     mp.data = b;
     mp.status = broker_status;
     mp.cluster = broker_cluster_json;
+    mp.change = broker_change;
     b->mgmt.data = b;
     rv = management_init(b->loop, &b->mgmt, &mo, &mp);
     if (rv == 0) {

@@ -18,6 +18,8 @@
  *     "clusterSize": 3,             <- = number of brokers, required
  *     "partitionsCount": 3,         <- required
  *     "replicationFactor": 3,       <- required
+ *     "exporters": ["es", "pg"],    <- optional, distinct ids, by index
+ *     "exporting": "PAUSED",        <- optional, default "EXPORTING"
  *     "brokers": [                  <- required, one per member
  *       {
  *         "id": 0,                  <- required, 0..65535, distinct
@@ -28,10 +30,17 @@
  *           { "id": 1,              <- required, 1..partitionsCount
  *             "state": "ACTIVE",    <- optional, only "ACTIVE"
  *             "priority": 3,        <- required, 1..255
- *             "config": {...} }     <- optional object, ignored
+ *             "config": {"exporting": {"exporters": [  <- each exporter
+ *               {"id": "es", "state": "ENABLED",           once when
+ *                "metadataVersion": 1,                      "exporters" is
+ *                "initializedFrom": "pg"}]}} }              given
  *         ]
  *       }
- *     ]
+ *     ],
+ *     "lastChange": {"id", "status", "startedAt", "completedAt"}, optional
+ *     "pendingChange": {"id", "status": "IN_PROGRESS", "startedAt",
+ *       "replicationFactor" (target), "completed": [op + "completedAt"],
+ *       "pending": [op, ...]}                          optional
  *   }
  *
  * Any other key, a duplicate key, or a value of the wrong type is an
@@ -87,9 +96,8 @@ const char *cluster_config_strerror(int rv)
 }
 
 /* Writes a formatted message to err (if any) and returns rv. */
-__attribute__((format(printf, 4, 5))) static int fail(int rv, char *err,
-                                                      size_t err_len,
-                                                      const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static int
+fail(int rv, char *err, size_t err_len, const char *fmt, ...)
 {
     va_list ap;
 
@@ -113,8 +121,7 @@ static bool ext_equal(const struct cluster_config *a,
 static bool ext_present(const struct cluster_config *cfg);
 static int ext_wire_build(const struct cluster_config *cfg, char **out);
 static int ext_wire_read(const ProtobufCMessage *base,
-                         struct cluster_config *out, char *err,
-                         size_t err_len);
+                         struct cluster_config *out, char *err, size_t err_len);
 static int file_json_build(const struct cluster_config *cfg, json_t **out);
 
 int cluster_config_validate(const struct cluster_config *cfg, char *err,
@@ -126,8 +133,7 @@ int cluster_config_validate(const struct cluster_config *cfg, char *err,
     if (cfg->version == 0) {
         return fail(inv, err, err_len, "version must be >= 1");
     }
-    if (cfg->member_count == 0 ||
-        cfg->member_count > BROKER_CLUSTER_SIZE_MAX) {
+    if (cfg->member_count == 0 || cfg->member_count > BROKER_CLUSTER_SIZE_MAX) {
         return fail(inv, err, err_len, "%u brokers, must be 1..%u",
                     cfg->member_count, BROKER_CLUSTER_SIZE_MAX);
     }
@@ -191,8 +197,8 @@ int cluster_config_validate(const struct cluster_config *cfg, char *err,
                             "partition %u: broker %u is not a member", p->id,
                             r->node_id);
             }
-            for (uint32_t e = 0; e < cfg->exporter_count &&
-                                 e < CLUSTER_CONFIG_EXPORTERS_MAX;
+            for (uint32_t e = 0;
+                 e < cfg->exporter_count && e < CLUSTER_CONFIG_EXPORTERS_MAX;
                  e++) {
                 const struct cluster_config_replica_exporter *x =
                     &r->exporters[e];
@@ -202,8 +208,8 @@ int cluster_config_validate(const struct cluster_config *cfg, char *err,
                     return fail(inv, err, err_len,
                                 "partition %u: broker %u: exporter \"%s\" "
                                 "has state %u, initialized from %u",
-                                p->id, r->node_id, cfg->exporters[e],
-                                x->state, x->initialized_from);
+                                p->id, r->node_id, cfg->exporters[e], x->state,
+                                x->initialized_from);
                 }
             }
         }
@@ -278,8 +284,7 @@ int cluster_config_from_placement(const struct broker_placement *placement,
     memcpy(out->members, placement->members,
            placement->member_count * sizeof(out->members[0]));
     for (uint32_t i = 0; i < placement->partition_count; i++) {
-        const struct broker_partition_placement *pp =
-            &placement->partitions[i];
+        const struct broker_partition_placement *pp = &placement->partitions[i];
         struct cluster_config_partition *p = &out->partitions[i];
         if (pp->replica_count > BROKER_REPLICAS_MAX) {
             memset(out, 0, sizeof(*out));
@@ -325,6 +330,32 @@ int cluster_config_from_placement(const struct broker_placement *placement,
  * order, so protobuf-c packs equal configurations to equal bytes.
  * --------------------------------------------------------------------- */
 
+/* Writes v as a protobuf varint into out (>= 10 bytes); returns its
+ * length. */
+static size_t varint_put(uint8_t *out, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        out[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    out[n++] = (uint8_t)v;
+    return n;
+}
+
+/* Reads a varint from data[0..len); returns its length, 0 if malformed. */
+static size_t varint_get(const uint8_t *data, size_t len, uint64_t *v)
+{
+    *v = 0;
+    for (size_t n = 0; n < len && n < 10; n++) {
+        *v |= (uint64_t)(data[n] & 0x7f) << (7 * n);
+        if ((data[n] & 0x80) == 0) {
+            return n + 1;
+        }
+    }
+    return 0;
+}
+
 int cluster_config_encode(const struct cluster_config *cfg, void *buf,
                           size_t buf_size, size_t *len)
 {
@@ -335,6 +366,7 @@ int cluster_config_encode(const struct cluster_config *cfg, void *buf,
     Tandem__Raft__ClusterConfigReplica **rep_ptrs = NULL;
     ProtobufCMessageUnknownField ext_field;
     char *ext_json = NULL;
+    uint8_t *ext_bytes = NULL;
     size_t rep_total = 0;
     size_t r = 0;
     size_t packed;
@@ -388,10 +420,20 @@ int cluster_config_encode(const struct cluster_config *cfg, void *buf,
         if (rv != 0) {
             goto out; /* UNTESTED: out of memory */
         }
+        /* protobuf-c keeps an unknown field's bytes after the tag: for a
+         * length-delimited one, the varint length and the payload. */
+        size_t jlen = strlen(ext_json);
+        ext_bytes = malloc(jlen + 10);
+        if (ext_bytes == NULL) {
+            rv = CLUSTER_CONFIG_E_NOMEM; /* UNTESTED: out of memory */
+            goto out;
+        }
         ext_field.tag = CLUSTER_CONFIG__EXT_FIELD;
         ext_field.wire_type = PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED;
-        ext_field.len = strlen(ext_json);
-        ext_field.data = (uint8_t *)ext_json;
+        ext_field.len = varint_put(ext_bytes, jlen);
+        memcpy(ext_bytes + ext_field.len, ext_json, jlen);
+        ext_field.len += jlen;
+        ext_field.data = ext_bytes;
         msg.base.n_unknown_fields = 1;
         msg.base.unknown_fields = &ext_field;
     }
@@ -408,12 +450,12 @@ out:
     free(reps);
     free(rep_ptrs);
     free(ext_json);
+    free(ext_bytes);
     return rv;
 }
 
 int cluster_config_decode(const void *data, size_t len,
-                          struct cluster_config *out, char *err,
-                          size_t err_len)
+                          struct cluster_config *out, char *err, size_t err_len)
 {
     const int bad = CLUSTER_CONFIG_E_MALFORMED;
     Tandem__Raft__ClusterConfig *msg;
@@ -510,9 +552,9 @@ static void time_format(int64_t ms, char *buf, size_t len)
         snprintf(buf, len, TIMESTAMP_NEVER); /* UNTESTED: out of range */
         return;
     }
-    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-             tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (int)(ms % 1000));
 }
 
 static json_t *json_time(int64_t ms)
@@ -613,11 +655,11 @@ static json_t *json_op(const struct cluster_config *cfg,
     bool ok = o != NULL && brokers != NULL;
 
     assert(op->broker_count <= BROKER_REPLICAS_MAX);
-    ok = ok && json_object_set_new(o, "operation",
-                                   json_string(cluster_config_op_name(
-                                       op->type))) == 0;
-    ok = ok && json_object_set_new(o, "brokerId",
-                                   json_integer(op->broker_id)) == 0;
+    ok = ok && json_object_set_new(
+                   o, "operation",
+                   json_string(cluster_config_op_name(op->type))) == 0;
+    ok = ok &&
+         json_object_set_new(o, "brokerId", json_integer(op->broker_id)) == 0;
     if (op_is_partition(op->type)) {
         ok = ok && json_object_set_new(o, "partitionId",
                                        json_integer(op->partition_id)) == 0;
@@ -635,12 +677,11 @@ static json_t *json_op(const struct cluster_config *cfg,
                        o, "exporterId",
                        json_string(cfg->exporters[op->exporter])) == 0;
     }
-    if (op->initialize_from > 0 &&
-        op->initialize_from <= cfg->exporter_count) {
-        ok = ok && json_object_set_new(
-                       o, "initializeFrom",
-                       json_string(cfg->exporters[op->initialize_from - 1])) ==
-                       0;
+    if (op->initialize_from > 0 && op->initialize_from <= cfg->exporter_count) {
+        ok = ok &&
+             json_object_set_new(
+                 o, "initializeFrom",
+                 json_string(cfg->exporters[op->initialize_from - 1])) == 0;
     }
     if (op->completed_at_ms > 0) {
         ok = ok && json_object_set_new(o, "completedAt",
@@ -675,31 +716,30 @@ static json_t *json_ops(const struct cluster_config *cfg,
 /* Zeebe's TopologyChange of the pending change: {"id","status",
  * "startedAt","completed":[...],"pending":[...]}; the file form adds
  * "replicationFactor" (the target). */
-static json_t *json_pending_change(const struct cluster_config *cfg,
-                                   bool file)
+static json_t *json_pending_change(const struct cluster_config *cfg, bool file)
 {
     const struct cluster_config_change *c = &cfg->pending;
     json_t *o = json_object();
     bool ok = o != NULL;
 
-    ok = ok && json_object_set_new(o, "id", json_integer((json_int_t)c->id)) ==
-                   0;
-    ok = ok && json_object_set_new(o, "status",
-                                   json_string(change_status_name(
-                                       c->status))) == 0;
-    ok = ok && json_object_set_new(o, "startedAt",
-                                   json_time(c->started_at_ms)) == 0;
+    ok = ok &&
+         json_object_set_new(o, "id", json_integer((json_int_t)c->id)) == 0;
+    ok = ok &&
+         json_object_set_new(o, "status",
+                             json_string(change_status_name(c->status))) == 0;
+    ok = ok &&
+         json_object_set_new(o, "startedAt", json_time(c->started_at_ms)) == 0;
     if (file) {
         ok = ok && json_object_set_new(
                        o, "replicationFactor",
                        json_integer(c->target_replication_factor)) == 0;
     }
-    ok = ok && json_object_set_new(o, "completed",
-                                   json_ops(cfg, c->ops, 0,
-                                            c->completed_count)) == 0;
-    ok = ok && json_object_set_new(o, "pending",
-                                   json_ops(cfg, c->ops, c->completed_count,
-                                            c->op_count)) == 0;
+    ok = ok &&
+         json_object_set_new(o, "completed",
+                             json_ops(cfg, c->ops, 0, c->completed_count)) == 0;
+    ok = ok && json_object_set_new(
+                   o, "pending",
+                   json_ops(cfg, c->ops, c->completed_count, c->op_count)) == 0;
     if (!ok) {
         json_decref(o); /* UNTESTED: out of memory */
         return NULL;
@@ -713,13 +753,13 @@ static json_t *json_last_change(const struct cluster_config_last_change *l)
     json_t *o = json_object();
     bool ok = o != NULL;
 
-    ok = ok && json_object_set_new(o, "id", json_integer((json_int_t)l->id)) ==
-                   0;
-    ok = ok && json_object_set_new(o, "status",
-                                   json_string(change_status_name(
-                                       l->status))) == 0;
-    ok = ok && json_object_set_new(o, "startedAt",
-                                   json_time(l->started_at_ms)) == 0;
+    ok = ok &&
+         json_object_set_new(o, "id", json_integer((json_int_t)l->id)) == 0;
+    ok = ok &&
+         json_object_set_new(o, "status",
+                             json_string(change_status_name(l->status))) == 0;
+    ok = ok &&
+         json_object_set_new(o, "startedAt", json_time(l->started_at_ms)) == 0;
     ok = ok && json_object_set_new(o, "completedAt",
                                    json_time(l->completed_at_ms)) == 0;
     if (!ok) {
@@ -749,15 +789,14 @@ static json_t *json_partition_state(const struct cluster_config *cfg,
         if (ok && x->initialized_from > 0) {
             ok = json_object_set_new(
                      xo, "initializedFrom",
-                     json_string(cfg->exporters[x->initialized_from - 1])) ==
-                 0;
+                     json_string(cfg->exporters[x->initialized_from - 1])) == 0;
         }
         ok = ok && json_array_append_new(exporters, xo) == 0;
     }
     ok = ok && json_object_set_new(o, "id", json_integer(id)) == 0;
     ok = ok && json_object_set_new(o, "state", json_string(STATE_ACTIVE)) == 0;
-    ok = ok && json_object_set_new(o, "priority", json_integer(r->priority)) ==
-                   0;
+    ok = ok &&
+         json_object_set_new(o, "priority", json_integer(r->priority)) == 0;
     ok = ok && json_object_set_new(o, "config",
                                    json_pack("{s:{s:O}}", "exporting",
                                              "exporters", exporters)) == 0;
@@ -810,9 +849,8 @@ static json_t *json_brokers(const struct cluster_config *cfg)
     bool ok = brokers != NULL;
 
     for (uint32_t k = 0; ok && k < cfg->member_count; k++) {
-        ok = json_array_append_new(brokers,
-                                   json_broker_state(cfg, cfg->members[k])) ==
-             0;
+        ok = json_array_append_new(
+                 brokers, json_broker_state(cfg, cfg->members[k])) == 0;
     }
     if (!ok) {
         json_decref(brokers); /* UNTESTED: out of memory */
@@ -872,8 +910,8 @@ static int file_json_build(const struct cluster_config *cfg, json_t **out)
     ok = o != NULL;
     ok = ok && json_object_set_new(o, "format",
                                    json_integer(CLUSTER_CONFIG_FORMAT)) == 0;
-    ok = ok && json_object_set(o, "version",
-                               json_object_get(body, "version")) == 0;
+    ok = ok &&
+         json_object_set(o, "version", json_object_get(body, "version")) == 0;
     ok = ok && json_object_set_new(o, "clusterSize",
                                    json_integer(cfg->cluster_size)) == 0;
     ok = ok && json_object_set_new(o, "partitionsCount",
@@ -884,20 +922,20 @@ static int file_json_build(const struct cluster_config *cfg, json_t **out)
         json_t *ids = json_array();
         ok = ok && ids != NULL;
         for (uint32_t e = 0; ok && e < cfg->exporter_count; e++) {
-            ok = json_array_append_new(ids, json_string(cfg->exporters[e])) ==
-                 0;
+            ok =
+                json_array_append_new(ids, json_string(cfg->exporters[e])) == 0;
         }
         ok = ok && json_object_set(o, "exporters", ids) == 0;
         json_decref(ids);
     }
     if (cfg->exporting != CLUSTER_CONFIG_EXPORTING) {
-        ok = ok && json_object_set_new(o, "exporting",
-                                       json_string(
-                                           cluster_config_exporting_name(
-                                               cfg->exporting))) == 0;
+        ok =
+            ok && json_object_set_new(o, "exporting",
+                                      json_string(cluster_config_exporting_name(
+                                          cfg->exporting))) == 0;
     }
-    ok = ok && json_object_set(o, "brokers",
-                               json_object_get(body, "brokers")) == 0;
+    ok = ok &&
+         json_object_set(o, "brokers", json_object_get(body, "brokers")) == 0;
     if (cfg->last.status != CLUSTER_CONFIG_CHANGE_NONE) {
         ok = ok && json_object_set(o, "lastChange",
                                    json_object_get(body, "lastChange")) == 0;
@@ -926,7 +964,8 @@ static int json_keys_check(const json_t *o, const char *const *allowed,
     const char *key;
     json_t *value;
 
-    json_object_foreach((json_t *)(uintptr_t)o, key, value) {
+    json_object_foreach((json_t *)(uintptr_t)o, key, value)
+    {
         bool known = false;
         (void)value;
         for (size_t i = 0; allowed[i] != NULL && !known; i++) {
@@ -979,15 +1018,16 @@ static int json_state_check(const json_t *o, const char *where, char *err,
  * "metadataVersion","initializedFrom"}]}}. With exporters configured
  * (out->exporter_count > 0, read before the brokers) every exporter must
  * be listed exactly once; without, the list must be empty. */
-static int json_replica_exporters_read(
-    const json_t *config, const struct cluster_config *out,
-    struct cluster_config_replica_exporter *xs, const char *where, char *err,
-    size_t err_len)
+static int
+json_replica_exporters_read(const json_t *config,
+                            const struct cluster_config *out,
+                            struct cluster_config_replica_exporter *xs,
+                            const char *where, char *err, size_t err_len)
 {
     static const char *const keys[] = {"id", "state", "metadataVersion",
                                        "initializedFrom", NULL};
-    const json_t *list = json_object_get(
-        json_object_get(config, "exporting"), "exporters");
+    const json_t *list =
+        json_object_get(json_object_get(config, "exporting"), "exporters");
     bool seen[CLUSTER_CONFIG_EXPORTERS_MAX] = {false};
     char w[160];
     size_t k;
@@ -997,14 +1037,14 @@ static int json_replica_exporters_read(
     if (list == NULL && out->exporter_count == 0) {
         return 0;
     }
-    if (!json_is_array(list) ||
-        json_array_size(list) != out->exporter_count) {
+    if (!json_is_array(list) || json_array_size(list) != out->exporter_count) {
         return fail(CLUSTER_CONFIG_E_MALFORMED, err, err_len,
                     "%s\"config\" must list the %u exporters in "
                     "exporting.exporters",
                     where, out->exporter_count);
     }
-    json_array_foreach((json_t *)(uintptr_t)list, k, jx) {
+    json_array_foreach((json_t *)(uintptr_t)list, k, jx)
+    {
         const char *id = json_string_value(json_object_get(jx, "id"));
         const char *state = json_string_value(json_object_get(jx, "state"));
         const json_t *from = json_object_get(jx, "initializedFrom");
@@ -1018,8 +1058,8 @@ static int json_replica_exporters_read(
                         "%s is not an object", w);
         }
         if ((rv = json_keys_check(jx, keys, w, err, err_len)) != 0 ||
-            (rv = json_int_get(jx, "metadataVersion", 0, UINT16_MAX, false,
-                               &mv, w, err, err_len)) != 0) {
+            (rv = json_int_get(jx, "metadataVersion", 0, UINT16_MAX, false, &mv,
+                               w, err, err_len)) != 0) {
             return rv;
         }
         e = id != NULL ? cluster_config_exporter_find(out, id) : -1;
@@ -1034,8 +1074,7 @@ static int json_replica_exporters_read(
         }
         if (from != NULL) {
             f = json_is_string(from)
-                    ? cluster_config_exporter_find(out,
-                                                   json_string_value(from))
+                    ? cluster_config_exporter_find(out, json_string_value(from))
                     : -1;
             if (f < 0 || f == e) {
                 return fail(CLUSTER_CONFIG_E_MALFORMED, err, err_len,
@@ -1069,7 +1108,8 @@ static int json_broker_partitions_read(const json_t *parts, uint32_t node_id,
     json_t *jp;
     int rv;
 
-    json_array_foreach((json_t *)(uintptr_t)parts, k, jp) {
+    json_array_foreach((json_t *)(uintptr_t)parts, k, jp)
+    {
         struct cluster_config_partition *p;
         json_int_t id = 0;
         json_int_t priority = 0;
@@ -1102,8 +1142,7 @@ static int json_broker_partitions_read(const json_t *parts, uint32_t node_id,
         if (p->replica_count > 0 &&
             p->replicas[p->replica_count - 1].node_id == node_id) {
             return fail(CLUSTER_CONFIG_E_MALFORMED, err, err_len,
-                        "%spartition %lld listed twice", where,
-                        (long long)id);
+                        "%spartition %lld listed twice", where, (long long)id);
         }
         if (p->replica_count == BROKER_REPLICAS_MAX) {
             return fail(CLUSTER_CONFIG_E_MALFORMED, err, err_len,
@@ -1122,8 +1161,8 @@ static int json_broker_partitions_read(const json_t *parts, uint32_t node_id,
 static int json_brokers_read(const json_t *brokers, struct cluster_config *out,
                              char *err, size_t err_len)
 {
-    static const char *const keys[] = {"id",         "state", "version",
-                                       "lastUpdatedAt", "partitions", NULL};
+    static const char *const keys[] = {
+        "id", "state", "version", "lastUpdatedAt", "partitions", NULL};
     const json_t *order[BROKER_CLUSTER_SIZE_MAX];
     char where[48];
     size_t n;
@@ -1182,10 +1221,9 @@ static int json_brokers_read(const json_t *brokers, struct cluster_config *out,
     }
     for (uint32_t k = 0; k < out->member_count; k++) {
         snprintf(where, sizeof(where), "broker %u: ", out->members[k]);
-        rv = json_broker_partitions_read(json_object_get(order[k],
-                                                         "partitions"),
-                                         out->members[k], out, where, err,
-                                         err_len);
+        rv = json_broker_partitions_read(
+            json_object_get(order[k], "partitions"), out->members[k], out,
+            where, err, err_len);
         if (rv != 0) {
             return rv;
         }
@@ -1226,8 +1264,7 @@ static int time_parse(const char *text, int64_t *ms)
         }
     }
     if (strcmp(p, "Z") != 0 || y < 1970 || y > 9999 || mo < 1 || mo > 12 ||
-        d < 1 || h > 23 || mi > 59 || sec > 59 || h < 0 || mi < 0 ||
-        sec < 0) {
+        d < 1 || h > 23 || mi > 59 || sec > 59 || h < 0 || mi < 0 || sec < 0) {
         return -1;
     }
     bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
@@ -1259,9 +1296,8 @@ static int json_time_get(const json_t *o, const char *key, int64_t *ms,
 }
 
 /* Reads the top-level "exporters": an array of distinct exporter ids. */
-static int json_exporter_ids_read(const json_t *ids,
-                                  struct cluster_config *out, char *err,
-                                  size_t err_len)
+static int json_exporter_ids_read(const json_t *ids, struct cluster_config *out,
+                                  char *err, size_t err_len)
 {
     char reason[CLUSTER_CONFIG_ERRMSG_SIZE];
     size_t k;
@@ -1276,7 +1312,8 @@ static int json_exporter_ids_read(const json_t *ids,
                     "\"exporters\" must be an array of at most %u ids",
                     CLUSTER_CONFIG_EXPORTERS_MAX);
     }
-    json_array_foreach((json_t *)(uintptr_t)ids, k, jid) {
+    json_array_foreach((json_t *)(uintptr_t)ids, k, jid)
+    {
         if (!json_is_string(jid) ||
             cluster_config_exporter_add(out, json_string_value(jid), reason,
                                         sizeof(reason)) < 0) {
@@ -1311,7 +1348,7 @@ static int json_op_read(const json_t *jo, const struct cluster_config *out,
                         const char *where, char *err, size_t err_len)
 {
     static const char *const keys[] = {
-        "operation", "brokerId", "partitionId", "priority",   "brokers",
+        "operation",  "brokerId",       "partitionId", "priority", "brokers",
         "exporterId", "initializeFrom", "completedAt", NULL};
     const json_t *brokers = json_object_get(jo, "brokers");
     const char *name = json_string_value(json_object_get(jo, "operation"));
@@ -1326,8 +1363,7 @@ static int json_op_read(const json_t *jo, const struct cluster_config *out,
         return fail(CLUSTER_CONFIG_E_MALFORMED, err, err_len,
                     "%s is not an object", where);
     }
-    type = name_find(name, cluster_config_op_name,
-                     CLUSTER_CONFIG_OP_BROKER_ADD,
+    type = name_find(name, cluster_config_op_name, CLUSTER_CONFIG_OP_BROKER_ADD,
                      CLUSTER_CONFIG_OP_PARTITION_ENABLE_EXPORTER);
     if ((rv = json_keys_check(jo, keys, where, err, err_len)) != 0) {
         return rv;
@@ -1347,7 +1383,8 @@ static int json_op_read(const json_t *jo, const struct cluster_config *out,
         type = CLUSTER_CONFIG_OP_BROKER_FORCE_REMOVE;
     }
     op->type = (uint8_t)type;
-    json_array_foreach((json_t *)(uintptr_t)brokers, k, jb) {
+    json_array_foreach((json_t *)(uintptr_t)brokers, k, jb)
+    {
         if (!json_is_integer(jb) || json_integer_value(jb) < 0 ||
             json_integer_value(jb) > BROKER_NODE_ID_MAX) {
             return fail(CLUSTER_CONFIG_E_MALFORMED, err, err_len,
@@ -1414,8 +1451,8 @@ static int json_changes_read(const json_t *root, struct cluster_config *out,
     static const char *const last_keys[] = {"id", "status", "startedAt",
                                             "completedAt", NULL};
     static const char *const pending_keys[] = {
-        "id", "status", "startedAt", "replicationFactor", "completed",
-        "pending", NULL};
+        "id",        "status",  "startedAt", "replicationFactor",
+        "completed", "pending", NULL};
     const json_t *last = json_object_get(root, "lastChange");
     const json_t *pend = json_object_get(root, "pendingChange");
     const json_t *exporting = json_object_get(root, "exporting");
@@ -1424,10 +1461,9 @@ static int json_changes_read(const json_t *root, struct cluster_config *out,
     int rv;
 
     if (exporting != NULL) {
-        int st = name_find(json_string_value(exporting),
-                           cluster_config_exporting_name,
-                           CLUSTER_CONFIG_EXPORTING,
-                           CLUSTER_CONFIG_EXPORTING_SOFT_PAUSED);
+        int st = name_find(
+            json_string_value(exporting), cluster_config_exporting_name,
+            CLUSTER_CONFIG_EXPORTING, CLUSTER_CONFIG_EXPORTING_SOFT_PAUSED);
         if (st < 0) {
             return fail(CLUSTER_CONFIG_E_MALFORMED, err, err_len,
                         "\"exporting\" must be \"EXPORTING\", \"PAUSED\" or "
@@ -1450,9 +1486,8 @@ static int json_changes_read(const json_t *root, struct cluster_config *out,
                                "lastChange.", err, err_len)) != 0 ||
             (rv = json_time_get(last, "startedAt", &out->last.started_at_ms,
                                 "lastChange.", err, err_len)) != 0 ||
-            (rv = json_time_get(last, "completedAt",
-                                &out->last.completed_at_ms, "lastChange.",
-                                err, err_len)) != 0) {
+            (rv = json_time_get(last, "completedAt", &out->last.completed_at_ms,
+                                "lastChange.", err, err_len)) != 0) {
             return rv;
         }
         if (st < 0) {
@@ -1467,8 +1502,7 @@ static int json_changes_read(const json_t *root, struct cluster_config *out,
         struct cluster_config_change *c = &out->pending;
         const json_t *done = json_object_get(pend, "completed");
         const json_t *todo = json_object_get(pend, "pending");
-        const char *status =
-            json_string_value(json_object_get(pend, "status"));
+        const char *status = json_string_value(json_object_get(pend, "status"));
         size_t k;
         json_t *jo;
 
@@ -1483,9 +1517,9 @@ static int json_changes_read(const json_t *root, struct cluster_config *out,
             return rv;
         }
         c->id = (uint64_t)v;
-        if ((rv = json_int_get(pend, "replicationFactor", 1,
-                               BROKER_REPLICAS_MAX, true, &v,
-                               "pendingChange.", err, err_len)) != 0 ||
+        if ((rv =
+                 json_int_get(pend, "replicationFactor", 1, BROKER_REPLICAS_MAX,
+                              true, &v, "pendingChange.", err, err_len)) != 0 ||
             (rv = json_time_get(pend, "startedAt", &c->started_at_ms,
                                 "pendingChange.", err, err_len)) != 0) {
             return rv;
@@ -1506,7 +1540,8 @@ static int json_changes_read(const json_t *root, struct cluster_config *out,
                         "%u operations",
                         CLUSTER_CONFIG_OPERATIONS_MAX);
         }
-        json_array_foreach((json_t *)(uintptr_t)done, k, jo) {
+        json_array_foreach((json_t *)(uintptr_t)done, k, jo)
+        {
             snprintf(where, sizeof(where), "pendingChange.completed[%zu].", k);
             if ((rv = json_op_read(jo, out, true, &c->ops[c->op_count], where,
                                    err, err_len)) != 0) {
@@ -1515,7 +1550,8 @@ static int json_changes_read(const json_t *root, struct cluster_config *out,
             c->op_count++;
         }
         c->completed_count = c->op_count;
-        json_array_foreach((json_t *)(uintptr_t)todo, k, jo) {
+        json_array_foreach((json_t *)(uintptr_t)todo, k, jo)
+        {
             snprintf(where, sizeof(where), "pendingChange.pending[%zu].", k);
             if ((rv = json_op_read(jo, out, false, &c->ops[c->op_count], where,
                                    err, err_len)) != 0) {
@@ -1530,10 +1566,17 @@ static int json_changes_read(const json_t *root, struct cluster_config *out,
 static int json_config_read(const json_t *root, struct cluster_config *out,
                             char *err, size_t err_len)
 {
-    static const char *const keys[] = {
-        "format",    "version",   "clusterSize", "partitionsCount",
-        "replicationFactor", "exporters", "exporting", "brokers",
-        "lastChange", "pendingChange", NULL};
+    static const char *const keys[] = {"format",
+                                       "version",
+                                       "clusterSize",
+                                       "partitionsCount",
+                                       "replicationFactor",
+                                       "exporters",
+                                       "exporting",
+                                       "brokers",
+                                       "lastChange",
+                                       "pendingChange",
+                                       NULL};
     json_int_t format = 0;
     json_int_t version = 0;
     json_int_t size = 0;
@@ -1594,8 +1637,8 @@ int cluster_config_from_json(const char *text, size_t len,
                     "%zu bytes of JSON, more than %zu", len,
                     CLUSTER_CONFIG_FILE_BYTES_MAX);
     }
-    root = json_loadb(text != NULL ? text : "", len,
-                      JSON_REJECT_DUPLICATES, &jerr);
+    root = json_loadb(text != NULL ? text : "", len, JSON_REJECT_DUPLICATES,
+                      &jerr);
     if (root == NULL) {
         return fail(CLUSTER_CONFIG_E_MALFORMED, err, err_len,
                     "JSON line %d column %d: %s", jerr.line, jerr.column,
@@ -1732,7 +1775,7 @@ int cluster_config_save(const char *data_dir, const struct cluster_config *cfg,
     }
     return 0;
 
-io_error_unlink: {
+io_error_unlink : {
     int saved = errno;
     if (fd >= 0) {
         close(fd);
@@ -1919,8 +1962,7 @@ static int op_validate(const struct cluster_config *cfg,
 
     if (op->type < CLUSTER_CONFIG_OP_BROKER_ADD ||
         op->type > CLUSTER_CONFIG_OP_PARTITION_ENABLE_EXPORTER) {
-        return fail(inv, err, err_len, "operation %u has type %u", k,
-                    op->type);
+        return fail(inv, err, err_len, "operation %u has type %u", k, op->type);
     }
     if (op->broker_id > BROKER_NODE_ID_MAX ||
         op->broker_count > BROKER_REPLICAS_MAX ||
@@ -2006,8 +2048,7 @@ static int ext_validate(const struct cluster_config *cfg, char *err,
         return 0;
     }
     if (c->status != CLUSTER_CONFIG_CHANGE_IN_PROGRESS || c->id == 0 ||
-        c->id <= cfg->last.id || c->id > cfg->version ||
-        c->started_at_ms < 0) {
+        c->id <= cfg->last.id || c->id > cfg->version || c->started_at_ms < 0) {
         return fail(inv, err, err_len,
                     "pending change %llu: status %u, version %llu, last "
                     "change %llu",
@@ -2022,8 +2063,8 @@ static int ext_validate(const struct cluster_config *cfg, char *err,
         return fail(inv, err, err_len,
                     "pending change %llu: %u of %u operations completed "
                     "(1..%u, some pending), replication factor %u",
-                    (unsigned long long)c->id, c->completed_count,
-                    c->op_count, CLUSTER_CONFIG_OPERATIONS_MAX,
+                    (unsigned long long)c->id, c->completed_count, c->op_count,
+                    CLUSTER_CONFIG_OPERATIONS_MAX,
                     c->target_replication_factor);
     }
     for (uint32_t k = 0; k < c->op_count; k++) {
@@ -2081,8 +2122,7 @@ static bool base_equal(const struct cluster_config *a,
 /* Reads the extension field of an unpacked ClusterConfig, if any, into
  * out (already decoded and validated from fields 1..7). */
 static int ext_wire_read(const ProtobufCMessage *base,
-                         struct cluster_config *out, char *err,
-                         size_t err_len)
+                         struct cluster_config *out, char *err, size_t err_len)
 {
     const ProtobufCMessageUnknownField *ext = NULL;
     struct cluster_config *full;
@@ -2094,7 +2134,8 @@ static int ext_wire_read(const ProtobufCMessage *base,
         if (f->tag != CLUSTER_CONFIG__EXT_FIELD) {
             continue; /* a newer writer's field: skipped */
         }
-        if (ext != NULL || f->wire_type != PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED) {
+        if (ext != NULL ||
+            f->wire_type != PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED) {
             return fail(CLUSTER_CONFIG_E_MALFORMED, err, err_len,
                         "extension field %u repeated or not "
                         "length-delimited",
@@ -2105,13 +2146,20 @@ static int ext_wire_read(const ProtobufCMessage *base,
     if (ext == NULL) {
         return 0;
     }
+    uint64_t plen = 0;
+    size_t vlen = varint_get(ext->data, ext->len, &plen);
+    if (vlen == 0 || plen != ext->len - vlen) {
+        return fail(CLUSTER_CONFIG_E_MALFORMED, err, err_len, /* UNTESTED */
+                    "extension field %u has a bad length",
+                    CLUSTER_CONFIG__EXT_FIELD);
+    }
     full = malloc(sizeof(*full));
     if (full == NULL) {
         return fail(CLUSTER_CONFIG_E_NOMEM, err, err_len, /* UNTESTED */
                     "no memory for the extension");
     }
-    rv = cluster_config_from_json((const char *)ext->data, ext->len, full,
-                                  reason, sizeof(reason));
+    rv = cluster_config_from_json((const char *)ext->data + vlen, (size_t)plen,
+                                  full, reason, sizeof(reason));
     if (rv == CLUSTER_CONFIG_E_MALFORMED) {
         rv = fail(rv, err, err_len, "extension: %s", reason);
     } else if (rv == 0 && !base_equal(full, out)) {
@@ -2193,8 +2241,7 @@ int cluster_config_exporting_set(struct cluster_config *cfg, int state)
 
 /* Zeebe's aggregate exporter status (ClusterApiUtils.
  * aggregateExporterState). */
-static const char *exporter_status(const struct cluster_config *cfg,
-                                   uint32_t e)
+static const char *exporter_status(const struct cluster_config *cfg, uint32_t e)
 {
     const struct cluster_config_change *c = &cfg->pending;
     int seen = -1;
@@ -2215,8 +2262,7 @@ static const char *exporter_status(const struct cluster_config *cfg,
             if (c->ops[k].exporter != e) {
                 continue;
             }
-            if (c->ops[k].type ==
-                CLUSTER_CONFIG_OP_PARTITION_ENABLE_EXPORTER) {
+            if (c->ops[k].type == CLUSTER_CONFIG_OP_PARTITION_ENABLE_EXPORTER) {
                 return "ENABLING";
             }
             if (c->ops[k].type ==
@@ -2242,8 +2288,7 @@ int cluster_config_exporters_to_json(const struct cluster_config *cfg,
     for (uint32_t e = 0; ok && e < cfg->exporter_count; e++) {
         ok = json_array_append_new(a, json_pack("{s:s, s:s}", "exporterId",
                                                 cfg->exporters[e], "status",
-                                                exporter_status(cfg, e))) ==
-             0;
+                                                exporter_status(cfg, e))) == 0;
     }
     if (!ok) {
         json_decref(a); /* UNTESTED: out of memory */
@@ -2282,8 +2327,7 @@ static int replica_index(const struct cluster_config_partition *p,
 }
 
 /* The number of partitions node_id hosts. */
-static uint32_t hosted_count(const struct cluster_config *cfg,
-                             uint32_t node_id)
+static uint32_t hosted_count(const struct cluster_config *cfg, uint32_t node_id)
 {
     uint32_t n = 0;
     for (uint32_t i = 0; i < cfg->partitions_count; i++) {
@@ -2509,9 +2553,9 @@ int cluster_config_op_complete(struct cluster_config *cfg, int64_t now_ms,
     return 1;
 }
 
-int cluster_config_change_finish(struct cluster_config *cfg,
-                                 uint64_t change_id, int status,
-                                 int64_t now_ms, char *err, size_t err_len)
+int cluster_config_change_finish(struct cluster_config *cfg, uint64_t change_id,
+                                 int status, int64_t now_ms, char *err,
+                                 size_t err_len)
 {
     struct cluster_config_change *c = &cfg->pending;
 
@@ -2571,8 +2615,7 @@ static int plan_push(struct cluster_config_plan *out,
     char reason[CLUSTER_CONFIG_ERRMSG_SIZE];
 
     if (out->change.op_count >= CLUSTER_CONFIG_OPERATIONS_MAX) {
-        return plan_fail(out, 400,
-                         "The change needs more than %u operations",
+        return plan_fail(out, 400, "The change needs more than %u operations",
                          CLUSTER_CONFIG_OPERATIONS_MAX);
     }
     if (cluster_config_op_apply(&out->expected, op, reason, sizeof(reason)) !=
@@ -2604,8 +2647,8 @@ static int plan_ids(const struct cluster_config_request *req,
     uint32_t n = 0;
 
     if (req->broker_count == 0 || req->brokers == NULL) {
-        return plan_fail(out, 400,
-                         "Expected a non-empty list of broker ids") < 0
+        return plan_fail(out, 400, "Expected a non-empty list of broker ids") <
+                       0
                    ? -1
                    : -1;
     }
@@ -2887,8 +2930,8 @@ static int plan_exporter(const struct cluster_config *cfg,
             const struct cluster_config_replica *r = &p->replicas[j];
             if (r->exporters[e].state != CLUSTER_CONFIG_EXPORTER_ENABLED) {
                 all_enabled = false;
-                if (f >= 0 && r->exporters[f].state !=
-                                  CLUSTER_CONFIG_EXPORTER_ENABLED) {
+                if (f >= 0 &&
+                    r->exporters[f].state != CLUSTER_CONFIG_EXPORTER_ENABLED) {
                     return plan_fail(out, 400,
                                      "Expected to initialize exporter '%s' "
                                      "from '%s', but '%s' is disabled in "
@@ -2979,8 +3022,7 @@ int cluster_config_plan(const struct cluster_config *cfg,
     out->http_status = 202;
     out->coordinator = cfg->members[0];
     out->change.target_replication_factor = cfg->replication_factor;
-    if (cluster_config_validate(cfg, out->message, sizeof(out->message)) !=
-        0) {
+    if (cluster_config_validate(cfg, out->message, sizeof(out->message)) != 0) {
         return plan_fail(out, 400, "The cluster configuration is invalid");
     }
     if (pend->status == CLUSTER_CONFIG_CHANGE_IN_PROGRESS) {
@@ -3095,8 +3137,8 @@ int cluster_config_plan_to_json(const struct cluster_config *cfg,
     assert(out != NULL);
     ok = ok && json_object_set_new(o, "changeId",
                                    json_integer((json_int_t)change_id)) == 0;
-    ok = ok && json_object_set_new(o, "currentTopology", json_brokers(cfg)) ==
-                   0;
+    ok =
+        ok && json_object_set_new(o, "currentTopology", json_brokers(cfg)) == 0;
     ok = ok && json_object_set_new(o, "plannedChanges",
                                    json_ops(&plan->expected, plan->change.ops,
                                             0, plan->change.op_count)) == 0;

@@ -24,6 +24,17 @@
  *
  *   struct --cluster_config_to_json()--> the GET /actuator/cluster body
  *
+ *   Changes (management requests, executed by the broker):
+ *   struct + request --cluster_config_plan()--> operations, expected
+ *       topology (or 400/409 + message) --cluster_config_plan_to_json()-->
+ *       the 202 PlannedOperationsResponse;
+ *   --cluster_config_change_start()--> struct with a pending change
+ *       (version + 1) -> the broker executes ops[completed_count] ->
+ *       cluster_config_op_complete() (version + 1 each; the last one moves
+ *       the change to lastChange) or cluster_config_change_finish()
+ *       (FAILED, or CANCELLED by DELETE /actuator/cluster/changes/{id});
+ *       after each step the broker saves and gossips the new version.
+ *
  * Two formats, two purposes: the wire uses protobuf (proto/raft.proto,
  * message ClusterConfig) because it is compact, already spoken on the
  * broker-to-broker connection, and lets an older broker skip fields a
@@ -125,8 +136,8 @@ enum cluster_config_exporter_state {
 
 /* Exporter exp of one replica. */
 struct cluster_config_replica_exporter {
-    uint8_t state;            /* enum cluster_config_exporter_state */
-    uint8_t initialized_from; /* exporter index + 1, 0: none */
+    uint8_t state;             /* enum cluster_config_exporter_state */
+    uint8_t initialized_from;  /* exporter index + 1, 0: none */
     uint16_t metadata_version; /* 0 never enabled by a change; +1 per
                                   enable (Zeebe metadataVersion) */
 };
@@ -160,24 +171,24 @@ enum cluster_config_exporting {
 /* The operations of a change (zeebe-facts 1.2, JSON "operation" names in
  * cluster_config_op_name()). */
 enum cluster_config_op_type {
-    CLUSTER_CONFIG_OP_BROKER_ADD = 1,     /* broker_id joins the cluster */
-    CLUSTER_CONFIG_OP_BROKER_REMOVE,      /* broker_id (hosting nothing)
-                                             leaves */
-    CLUSTER_CONFIG_OP_PARTITION_JOIN,     /* broker_id becomes a replica of
-                                             partition_id with priority */
-    CLUSTER_CONFIG_OP_PARTITION_LEAVE,    /* broker_id stops being one */
+    CLUSTER_CONFIG_OP_BROKER_ADD = 1,  /* broker_id joins the cluster */
+    CLUSTER_CONFIG_OP_BROKER_REMOVE,   /* broker_id (hosting nothing)
+                                          leaves */
+    CLUSTER_CONFIG_OP_PARTITION_JOIN,  /* broker_id becomes a replica of
+                                          partition_id with priority */
+    CLUSTER_CONFIG_OP_PARTITION_LEAVE, /* broker_id stops being one */
     CLUSTER_CONFIG_OP_PARTITION_RECONFIGURE_PRIORITY, /* new priority */
-    CLUSTER_CONFIG_OP_PARTITION_FORCE_RECONFIGURE, /* partition_id keeps
-                                             only brokers[]; executed by
-                                             broker_id */
-    CLUSTER_CONFIG_OP_BROKER_FORCE_REMOVE, /* brokers[0] removed by the
-                                             coordinator broker_id; JSON
-                                             "BROKER_REMOVE" with brokers */
+    CLUSTER_CONFIG_OP_PARTITION_FORCE_RECONFIGURE,    /* partition_id keeps
+                                                only brokers[]; executed by
+                                                broker_id */
+    CLUSTER_CONFIG_OP_BROKER_FORCE_REMOVE,        /* brokers[0] removed by the
+                                                    coordinator broker_id; JSON
+                                                    "BROKER_REMOVE" with brokers */
     CLUSTER_CONFIG_OP_PARTITION_DISABLE_EXPORTER, /* exporter on the
                                              (broker_id, partition_id)
                                              replica */
-    CLUSTER_CONFIG_OP_PARTITION_ENABLE_EXPORTER, /* same, with
-                                             initialize_from */
+    CLUSTER_CONFIG_OP_PARTITION_ENABLE_EXPORTER,  /* same, with
+                                              initialize_from */
 };
 
 /* One operation. Fields an operation type does not use are zero. */
@@ -207,13 +218,13 @@ enum cluster_config_change_status {
  * ops[completed_count..op_count) are pending; ops run one at a time in
  * list order. */
 struct cluster_config_change {
-    uint64_t id;           /* >= 1: the version that recorded it */
-    uint8_t status;        /* IN_PROGRESS (NONE when there is none) */
+    uint64_t id;    /* >= 1: the version that recorded it */
+    uint8_t status; /* IN_PROGRESS (NONE when there is none) */
     uint32_t target_replication_factor; /* replication_factor once
                                            completed */
-    int64_t started_at_ms; /* Unix ms */
-    uint32_t op_count;     /* 1..CLUSTER_CONFIG_OPERATIONS_MAX */
-    uint32_t completed_count; /* < op_count */
+    int64_t started_at_ms;              /* Unix ms */
+    uint32_t op_count;                  /* 1..CLUSTER_CONFIG_OPERATIONS_MAX */
+    uint32_t completed_count;           /* < op_count */
     struct cluster_config_op ops[CLUSTER_CONFIG_OPERATIONS_MAX];
 };
 
@@ -243,7 +254,7 @@ struct cluster_config {
     uint32_t exporter_count; /* 0..CLUSTER_CONFIG_EXPORTERS_MAX */
     char exporters[CLUSTER_CONFIG_EXPORTERS_MAX]
                   [CLUSTER_CONFIG_EXPORTER_ID_MAX + 1]; /* distinct */
-    uint8_t exporting; /* enum cluster_config_exporting */
+    uint8_t exporting;                    /* enum cluster_config_exporting */
     struct cluster_config_change pending; /* status NONE: no change */
     struct cluster_config_last_change last;
 };
@@ -309,13 +320,20 @@ int cluster_config_decode(const void *data, size_t len,
  *     []}}}]}]}
  *
  * Brokers ascending by id, each listing the partitions it hosts ascending
- * by id (a member hosting none lists []). Returns 0,
- * CLUSTER_CONFIG_E_INVALID or CLUSTER_CONFIG_E_NOMEM. */
+ * by id (a member hosting none lists []), each partition's "exporters"
+ * {"id","state","metadataVersion"[,"initializedFrom"]} in exporter index
+ * order; then "lastChange" {"id","status","startedAt","completedAt"} once
+ * a change has finished and "pendingChange" {"id","status":"IN_PROGRESS",
+ * "startedAt","completed":[Operation+"completedAt"],"pending":[Operation]}
+ * while one runs (cluster_config.c, json_op(), has the Operation shape).
+ * Returns 0, CLUSTER_CONFIG_E_INVALID or CLUSTER_CONFIG_E_NOMEM. */
 int cluster_config_to_json(const struct cluster_config *cfg, json_t **out);
 
 /* Parses the file form (see cluster_config.c for the exact shape: the
  * to_json body plus "format", "clusterSize", "partitionsCount",
- * "replicationFactor") from text[0..len) into *out and validates it.
+ * "replicationFactor", "exporters", "exporting" and the pending change's
+ * target "replicationFactor") from text[0..len) into *out and validates
+ * it.
  * Unknown keys, duplicate keys, wrong types and broken rules are errors.
  * Returns 0, CLUSTER_CONFIG_E_MALFORMED or CLUSTER_CONFIG_E_NOMEM; err
  * names the offending key (and line and column for JSON syntax errors).
@@ -416,9 +434,9 @@ int cluster_config_op_complete(struct cluster_config *cfg, int64_t now_ms,
  * (DELETE /actuator/cluster/changes/{id}). The version grows by one.
  * Returns 0, or CLUSTER_CONFIG_E_INVALID with err saying why (no change
  * in progress, another id, a bad status); the HTTP answer is 400. */
-int cluster_config_change_finish(struct cluster_config *cfg,
-                                 uint64_t change_id, int status,
-                                 int64_t now_ms, char *err, size_t err_len);
+int cluster_config_change_finish(struct cluster_config *cfg, uint64_t change_id,
+                                 int status, int64_t now_ms, char *err,
+                                 size_t err_len);
 
 /* ------------------------------------------------------------------------
  * Planning (pure)
@@ -459,11 +477,11 @@ struct cluster_config_plan {
     int http_status; /* 202 planned (maybe no operation), 400 invalid
                         request, 409 another change in progress */
     char message[CLUSTER_CONFIG_ERRMSG_SIZE]; /* why, when not 202 */
-    uint32_t coordinator;    /* the broker that should run it: the lowest
-                                member (lowest retained one with force) */
+    uint32_t coordinator; /* the broker that should run it: the lowest
+                             member (lowest retained one with force) */
     struct cluster_config_change change; /* ops planned, status NONE */
-    struct cluster_config expected; /* cfg with every op applied (version,
-                                       pending and last as in cfg) */
+    struct cluster_config expected;      /* cfg with every op applied (version,
+                                            pending and last as in cfg) */
 };
 
 /* Plans req against cfg (both borrowed) into *out (caller-owned, about

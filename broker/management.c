@@ -12,6 +12,11 @@
  *     -> provider->status() into impl->status (one snapshot per request)
  *     -> an endpoint function builds the status code and JSON body
  *     -> reply_json()/reply_empty() -> h2o_send_inline().
+ *   cluster operation paths (ops_route, before the table): path segments,
+ *     query (dryRun, force, soft, replicationFactor) and JSON body (h2o
+ *     buffers it, at most MANAGEMENT_BODY_MAX) -> a struct
+ *     management_change_request -> provider->change() -> its reply (202
+ *     body, {"message"} errors, the exporting envelope) -> reply_json().
  *
  * Ownership: the impl (heap) owns the h2o global configuration and
  * context, the listener and every connection. Connections are in an
@@ -551,8 +556,8 @@ reply_messagef(h2o_req_t *req, int status, const char *fmt, ...)
 /* 405 with the Allow header naming the one allowed method (or two). */
 static void reply_method(h2o_req_t *req, const char *allow)
 {
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL,
-                   allow, strlen(allow));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, allow,
+                   strlen(allow));
     reply_error(req, 405, "method not allowed here");
 }
 
@@ -569,8 +574,7 @@ static void reply_not_implemented(h2o_req_t *req)
 }
 
 /* Parses s[0..len) as a decimal number <= max. Returns 0 or -1. */
-static int number_parse(const char *s, size_t len, uint64_t max,
-                        uint64_t *out)
+static int number_parse(const char *s, size_t len, uint64_t max, uint64_t *out)
 {
     uint64_t v = 0;
     if (len == 0 || len > 20) {
@@ -591,10 +595,10 @@ static int number_parse(const char *s, size_t len, uint64_t max,
 
 /* The query parameters this server knows. */
 struct query {
-    int dry_run;                 /* -1 absent, 0, 1 */
-    int force;                   /* -1 absent, 0, 1 */
-    int soft;                    /* -1 absent, 0, 1 */
-    int64_t replication_factor;  /* -1 absent */
+    int dry_run;                /* -1 absent, 0, 1 */
+    int force;                  /* -1 absent, 0, 1 */
+    int soft;                   /* -1 absent, 0, 1 */
+    int64_t replication_factor; /* -1 absent */
 };
 
 /* Parses the query string; on a bad value answers 400 and returns -1. */
@@ -668,8 +672,8 @@ static int body_parse(h2o_req_t *req, json_t **out)
         return -1;
     }
     json_error_t jerr;
-    *out = json_loadb(req->entity.base, req->entity.len,
-                      JSON_REJECT_DUPLICATES, &jerr);
+    *out = json_loadb(req->entity.base, req->entity.len, JSON_REJECT_DUPLICATES,
+                      &jerr);
     if (*out == NULL) {
         reply_messagef(req, 400, "malformed JSON body (line %d column %d): %s",
                        jerr.line, jerr.column, jerr.text);
@@ -696,7 +700,8 @@ static int brokers_parse(h2o_req_t *req, const json_t *body,
                        MANAGEMENT_BROKERS_MAX);
         return -1;
     }
-    json_array_foreach((json_t *)(uintptr_t)body, k, v) {
+    json_array_foreach((json_t *)(uintptr_t)body, k, v)
+    {
         uint64_t id = 0;
         bool ok;
         if (json_is_integer(v)) {
@@ -747,9 +752,9 @@ static void change_dispatch(struct management_impl *impl, h2o_req_t *req,
         /* Zeebe 8.4.7+: a WebEndpointResponse serialized as JSON. */
         json_t *inner = (json_t *)out.body;
         if (inner == NULL && out.status >= 400) {
-            inner = json_string(out.message[0] != '\0'
-                                    ? out.message
-                                    : reason_phrase(out.status));
+            inner =
+                json_string(out.message[0] != '\0' ? out.message
+                                                   : reason_phrase(out.status));
         }
         reply_json(req, 200,
                    json_pack("{s:o?, s:i, s:n}", "body", inner, "status",
@@ -791,7 +796,8 @@ static bool ops_route(struct management_impl *impl, h2o_req_t *req)
         seg[n++] = h2o_iovec_init(p, (size_t)(stop - p));
         p = stop;
     }
-#define SEG(i, lit) (n > (i) && h2o_memis(seg[i].base, seg[i].len, H2O_STRLIT(lit)))
+#define SEG(i, lit)                                                            \
+    (n > (i) && h2o_memis(seg[i].base, seg[i].len, H2O_STRLIT(lit)))
     if (!SEG(0, "actuator") || n < 2) {
         return false;
     }
@@ -828,7 +834,7 @@ static bool ops_route(struct management_impl *impl, h2o_req_t *req)
         } else if (!method_is(req, "POST")) {
             reply_method(req, "POST");
         } else {
-            cr->kind = !pause      ? MANAGEMENT_REQUEST_EXPORTING_RESUME
+            cr->kind = !pause        ? MANAGEMENT_REQUEST_EXPORTING_RESUME
                        : q.soft == 1 ? MANAGEMENT_REQUEST_EXPORTING_SOFT_PAUSE
                                      : MANAGEMENT_REQUEST_EXPORTING_PAUSE;
             change_dispatch(impl, req, cr);
@@ -870,7 +876,8 @@ static bool ops_route(struct management_impl *impl, h2o_req_t *req)
                 const char *key;
                 json_t *v;
                 bool bad = !json_is_object(body);
-                json_object_foreach(bad ? NULL : body, key, v) {
+                json_object_foreach(bad ? NULL : body, key, v)
+                {
                     if (strcmp(key, "initializeFrom") != 0 ||
                         (!json_is_string(v) && !json_is_null(v)) ||
                         (json_is_string(v) &&
@@ -914,8 +921,7 @@ static bool ops_route(struct management_impl *impl, h2o_req_t *req)
             reply_method(req, "DELETE");
         } else if (cr->dry_run) {
             reply_not_implemented(req);
-        } else if (number_parse(seg[3].base, seg[3].len, INT64_MAX, &id) !=
-                   0) {
+        } else if (number_parse(seg[3].base, seg[3].len, INT64_MAX, &id) != 0) {
             reply_messagef(req, 400, "change id '%.*s' is not a number",
                            (int)(seg[3].len > 32 ? 32 : seg[3].len),
                            seg[3].base);
@@ -1006,7 +1012,8 @@ static bool ops_route(struct management_impl *impl, h2o_req_t *req)
             const char *key;
             json_t *jv;
             bool bad = !json_is_object(body);
-            json_object_foreach(bad ? NULL : body, key, jv) {
+            json_object_foreach(bad ? NULL : body, key, jv)
+            {
                 if (strcmp(key, "priority") != 0 || !json_is_integer(jv) ||
                     json_integer_value(jv) < 1 ||
                     json_integer_value(jv) > 255) {

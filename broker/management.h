@@ -90,7 +90,8 @@
 #define MANAGEMENT_HOST_MAX 253
 #define MANAGEMENT_VERSION_MAX 63
 #define MANAGEMENT_BODY_MAX (64u << 10) /* request body bytes */
-#define MANAGEMENT_BROKERS_MAX 256 /* ids in POST /actuator/cluster/brokers
+#define MANAGEMENT_BROKERS_MAX                                                 \
+    256                            /* ids in POST /actuator/cluster/brokers    \
                                       (= BROKER_CLUSTER_SIZE_MAX) */
 #define MANAGEMENT_ID_MAX 63       /* exporter id bytes */
 #define MANAGEMENT_MESSAGE_MAX 255 /* reply message bytes */
@@ -147,8 +148,8 @@ struct management_partition {
  * values 1..7 equal enum cluster_config_request_kind
  * (broker/cluster_config.h), so the broker may pass them through. */
 enum management_request_kind {
-    MANAGEMENT_REQUEST_SCALE = 1,        /* POST /cluster/brokers */
-    MANAGEMENT_REQUEST_BROKER_ADD = 2,   /* POST /cluster/brokers/{id} */
+    MANAGEMENT_REQUEST_SCALE = 1,         /* POST /cluster/brokers */
+    MANAGEMENT_REQUEST_BROKER_ADD = 2,    /* POST /cluster/brokers/{id} */
     MANAGEMENT_REQUEST_BROKER_REMOVE = 3, /* DELETE /cluster/brokers/{id} */
     MANAGEMENT_REQUEST_PARTITION_JOIN = 4,
     MANAGEMENT_REQUEST_PARTITION_LEAVE = 5,

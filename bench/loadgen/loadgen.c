@@ -260,6 +260,7 @@ struct load_run {
     uint32_t workers_active;   /* ActivateJobs streams open */
     uint64_t activations;
     uint64_t jobs_activated;
+    uint64_t completions_unmatched; /* see instance_close() */
     uint64_t jobs_dropped;     /* pending queue full (cannot happen when
                                   every instance has one job) */
     uint64_t activate_idle_until_ns;
@@ -951,6 +952,20 @@ static bool activate_stream_parse(struct load_run *run,
     return true;
 }
 
+/* An instance of the closed loop ended (completed, or its create failed).
+ * The server decides what arrives: a job handed out twice, or one of an
+ * instance whose create the client counted as failed, completes an
+ * instance the loop did not count as open; such completions are counted
+ * (completions_unmatched) instead of driving the count below zero. */
+static void instance_close(struct load_run *run)
+{
+    if (run->instances_open == 0) {
+        run->completions_unmatched++;
+        return;
+    }
+    run->instances_open--;
+}
+
 /* Ends a stream: classifies it, records the latency, frees the slot. */
 static void slot_complete(struct load_slot *slot, int err_class)
 {
@@ -1008,8 +1023,7 @@ static void slot_complete(struct load_slot *slot, int err_class)
                                                 ? now - slot->intended_ns
                                                 : 0);
         } else {
-            assert(run->instances_open > 0);
-            run->instances_open--;
+            instance_close(run);
         }
         break;
     case LOAD_RPC_ACTIVATE:
@@ -1033,9 +1047,11 @@ static void slot_complete(struct load_slot *slot, int err_class)
                             ? now - slot->t0_ns
                             : 0);
             run->last_done_ns = now;
+            instance_close(run);
         }
-        assert(run->instances_open > 0);
-        run->instances_open--;
+        /* A CompleteJob that failed leaves its instance open: the job
+         * times out and comes back (LOAD_JOB_TIMEOUT_MS), or the drain
+         * ends the run. */
         break;
     case LOAD_RPC_COUNT:
         assert(0);
@@ -1533,7 +1549,10 @@ static void dispatch(struct load_run *run)
     }
     if (run->phase == LOAD_DRAINING &&
         (run->in_flight_count == 0 ||
-         (run->opts.process && (run->instances_open == 0 || run->unavailable)) ||
+         (run->opts.process &&
+          ((run->instances_open == 0 &&
+            run->in_flight_count == run->workers_active) ||
+           run->unavailable)) ||
          now >= run->issue_end_ns + (uint64_t)(run->opts.drain_s * 1e9)))
         run_finish(run);
 }
@@ -1803,11 +1822,11 @@ static void report(const struct load_run *run, FILE *json_file)
         if (o->process)
             printf("instances created %" PRIu64 "  completed %" PRIu64
                    "  jobs activated %" PRIu64 " in %" PRIu64
-                   " activations\n"
+                   " activations  unmatched completions %" PRIu64 "\n"
                    "throughput %.1f completed instances/s "
                    "(latency: create to complete)\n",
                    run->created, run->ok, run->jobs_activated,
-                   run->activations, tput);
+                   run->activations, run->completions_unmatched, tput);
         else
             printf("throughput %.1f acknowledged/s\n", tput);
         printf("latency ms      p50      p90      p99     p999      max     mean\n");
@@ -1874,9 +1893,11 @@ static void report(const struct load_run *run, FILE *json_file)
                     ",\"instances_created\":%" PRIu64
                     ",\"instances_completed\":%" PRIu64
                     ",\"completed_per_s\":%.1f,\"jobs_activated\":%" PRIu64
-                    ",\"activations\":%" PRIu64 ",\"jobs_dropped\":%" PRIu64,
+                    ",\"activations\":%" PRIu64 ",\"jobs_dropped\":%" PRIu64
+                    ",\"completions_unmatched\":%" PRIu64,
                     run->created, run->ok, tput, run->jobs_activated,
-                    run->activations, run->jobs_dropped);
+                    run->activations, run->jobs_dropped,
+                    run->completions_unmatched);
         if (o->process) {
             fprintf(f, ",\"phases_us\":{");
             phase_json(f, "create", &run->phase_create, true);

@@ -14,6 +14,7 @@
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -41,9 +42,9 @@ static struct cluster_config *config_new(uint32_t size, uint32_t partitions,
     struct cluster_config *cfg = malloc(sizeof(*cfg));
 
     assert_non_null(cfg);
-    assert_int_equal(broker_placement_compute_static(&placement_buf, size,
-                                                     partitions, rf),
-                     0);
+    assert_int_equal(
+        broker_placement_compute_static(&placement_buf, size, partitions, rf),
+        0);
     assert_int_equal(cluster_config_from_placement(&placement_buf, cfg), 0);
     return cfg;
 }
@@ -188,7 +189,7 @@ static void validate_names_the_broken_rule(void **state)
         err[0] = '\0';                                                         \
         assert_int_equal(cluster_config_validate(bad, err, sizeof(err)),       \
                          CLUSTER_CONFIG_E_INVALID);                            \
-        assert_non_null(strstr(err, text));                                   \
+        assert_non_null(strstr(err, text));                                    \
     } while (0)
 
     EXPECT_INVALID(bad->version = 0, "version");
@@ -229,14 +230,12 @@ static void encode_decode_round_trip_is_canonical(void **state)
     (void)state;
     assert_non_null(out);
     cfg->version = 42;
-    assert_int_equal(cluster_config_encode(cfg, a, CLUSTER_CONFIG_BYTES_MAX,
-                                           &alen),
-                     0);
+    assert_int_equal(
+        cluster_config_encode(cfg, a, CLUSTER_CONFIG_BYTES_MAX, &alen), 0);
     assert_int_equal(cluster_config_decode(a, alen, out, err, sizeof(err)), 0);
     assert_true(cluster_config_equal(cfg, out));
-    assert_int_equal(cluster_config_encode(out, b, CLUSTER_CONFIG_BYTES_MAX,
-                                           &blen),
-                     0);
+    assert_int_equal(
+        cluster_config_encode(out, b, CLUSTER_CONFIG_BYTES_MAX, &blen), 0);
     assert_int_equal(alen, blen);
     assert_memory_equal(a, b, alen);
     /* Too small a buffer. */
@@ -250,9 +249,9 @@ static void encode_decode_round_trip_is_canonical(void **state)
     }
     /* An invalid configuration is not encoded. */
     cfg->version = 0;
-    assert_int_equal(cluster_config_encode(cfg, a, CLUSTER_CONFIG_BYTES_MAX,
-                                           &alen),
-                     CLUSTER_CONFIG_E_INVALID);
+    assert_int_equal(
+        cluster_config_encode(cfg, a, CLUSTER_CONFIG_BYTES_MAX, &alen),
+        CLUSTER_CONFIG_E_INVALID);
     free(a);
     free(b);
     free(out);
@@ -261,9 +260,8 @@ static void encode_decode_round_trip_is_canonical(void **state)
 
 static void largest_config_fits_the_byte_limit(void **state)
 {
-    struct cluster_config *cfg = config_new(BROKER_CLUSTER_SIZE_MAX,
-                                            BROKER_PARTITIONS_MAX,
-                                            BROKER_REPLICAS_MAX);
+    struct cluster_config *cfg = config_new(
+        BROKER_CLUSTER_SIZE_MAX, BROKER_PARTITIONS_MAX, BROKER_REPLICAS_MAX);
     struct cluster_config *out = malloc(sizeof(*out));
     uint8_t *buf = malloc(CLUSTER_CONFIG_BYTES_MAX);
     size_t len;
@@ -288,9 +286,8 @@ static void largest_config_fits_the_byte_limit(void **state)
         }
     }
     assert_int_equal(cluster_config_validate(cfg, NULL, 0), 0);
-    assert_int_equal(cluster_config_encode(cfg, buf, CLUSTER_CONFIG_BYTES_MAX,
-                                           &len),
-                     0);
+    assert_int_equal(
+        cluster_config_encode(cfg, buf, CLUSTER_CONFIG_BYTES_MAX, &len), 0);
     assert_true(len < CLUSTER_CONFIG_BYTES_MAX / 2);
     assert_int_equal(cluster_config_decode(buf, len, out, NULL, 0), 0);
     assert_true(cluster_config_equal(cfg, out));
@@ -345,8 +342,9 @@ static void decode_refuses_hostile_messages(void **state)
 #define EXPECT_MALFORMED(data, n, text)                                        \
     do {                                                                       \
         err[0] = '\0';                                                         \
-        assert_int_equal(cluster_config_decode(data, n, out, err, sizeof(err)), \
-                         CLUSTER_CONFIG_E_MALFORMED);                          \
+        assert_int_equal(                                                      \
+            cluster_config_decode(data, n, out, err, sizeof(err)),             \
+            CLUSTER_CONFIG_E_MALFORMED);                                       \
         assert_non_null(strstr(err, text));                                    \
         assert_int_equal(out->member_count, 0);                                \
     } while (0)
@@ -404,14 +402,14 @@ static void json_matches_zeebe_actuator_cluster(void **state)
     assert_int_equal(json_integer_value(json_object_get(got, "version")), 9);
     brokers = json_object_get(got, "brokers");
     assert_int_equal(json_array_size(brokers), 4);
-    assert_int_equal(json_integer_value(json_object_get(
-                         json_array_get(brokers, 3), "id")),
-                     3);
-    assert_int_equal(json_array_size(json_object_get(
-                         json_array_get(brokers, 3), "partitions")),
+    assert_int_equal(
+        json_integer_value(json_object_get(json_array_get(brokers, 3), "id")),
+        3);
+    assert_int_equal(json_array_size(json_object_get(json_array_get(brokers, 3),
+                                                     "partitions")),
                      0);
-    assert_int_equal(json_array_size(json_object_get(
-                         json_array_get(brokers, 1), "partitions")),
+    assert_int_equal(json_array_size(json_object_get(json_array_get(brokers, 1),
+                                                     "partitions")),
                      1);
     json_decref(got);
     cfg->version = 0;
@@ -578,17 +576,20 @@ static void corrupt_files_are_refused_clearly(void **state)
         const char *expect;
     } edits[] = {
         {"\"format\": 1", "\"format\": 2", "\"format\" must be"},
-        {"\"version\": 1,\n  \"clusterSize\"", "\"version\": 0,\n  \"clusterSize\"",
-         "\"version\" must be"},
+        {"\"version\": 1,\n  \"clusterSize\"",
+         "\"version\": 0,\n  \"clusterSize\"", "\"version\" must be"},
         {"\"clusterSize\": 2", "\"clusterSize\": 3", "clusterSize 3 differs"},
         {"\"clusterSize\": 2", "\"clusterSize\": \"2\"",
          "\"clusterSize\" must be an integer"},
-        {"\"format\": 1", "\"format\": 1, \"extra\": 1", "unknown key \"extra\""},
+        {"\"format\": 1", "\"format\": 1, \"extra\": 1",
+         "unknown key \"extra\""},
         {"\"format\": 1", "\"format\": 1, \"format\": 1", "duplicate"},
         {"\"id\": 1", "\"id\": 0", "\"id\" must be an integer 1..2"},
         {"\"priority\": 2", "\"priority\": 0", "\"priority\" must be"},
-        {"\"state\": \"ACTIVE\"", "\"state\": \"JOINING\"", "\"state\" must be"},
-        {"\"brokers\": [", "\"brokers\": [[], ", "brokers[0]. is not an object"},
+        {"\"state\": \"ACTIVE\"", "\"state\": \"JOINING\"",
+         "\"state\" must be"},
+        {"\"brokers\": [", "\"brokers\": [[], ",
+         "brokers[0]. is not an object"},
         {"\"partitions\": [", "\"partitions\": [5, ",
          "broker 0: partitions[0]. is not an object"},
         {"\"lastUpdatedAt\": \"", "\"lastUpdatedAt\": 0, \"x\": \"",
@@ -631,13 +632,13 @@ static void corrupt_files_are_refused_clearly(void **state)
         }
     }
     /* A partition nobody hosts; one listed twice by a broker. */
-    assert_int_equal(cluster_config_from_json(orphan, strlen(orphan), out, err,
-                                              sizeof(err)),
-                     CLUSTER_CONFIG_E_MALFORMED);
+    assert_int_equal(
+        cluster_config_from_json(orphan, strlen(orphan), out, err, sizeof(err)),
+        CLUSTER_CONFIG_E_MALFORMED);
     assert_non_null(strstr(err, "partition 2 has 0 replicas"));
-    assert_int_equal(cluster_config_from_json(twice, strlen(twice), out, err,
-                                              sizeof(err)),
-                     CLUSTER_CONFIG_E_MALFORMED);
+    assert_int_equal(
+        cluster_config_from_json(twice, strlen(twice), out, err, sizeof(err)),
+        CLUSTER_CONFIG_E_MALFORMED);
     assert_non_null(strstr(err, "partition 1 listed twice"));
     assert_int_equal(cluster_config_from_json(dup_broker, strlen(dup_broker),
                                               out, err, sizeof(err)),
@@ -657,6 +658,639 @@ static void corrupt_files_are_refused_clearly(void **state)
     free(cfg);
 }
 
+/* ------------------------------------------------------------------------
+ * Exporters, changes, planning (the dual-region procedure)
+ * --------------------------------------------------------------------- */
+
+static struct cluster_config_plan *plan_new(void)
+{
+    struct cluster_config_plan *plan = malloc(sizeof(*plan));
+    assert_non_null(plan);
+    return plan;
+}
+
+/* Plans a scale to ids[0..n) and asserts the HTTP status. */
+static int plan_scale(const struct cluster_config *cfg, const uint32_t *ids,
+                      uint32_t n, uint32_t rf, bool force,
+                      struct cluster_config_plan *plan)
+{
+    struct cluster_config_request req = {.kind = CLUSTER_CONFIG_REQUEST_SCALE,
+                                         .force = force,
+                                         .replication_factor = rf,
+                                         .broker_count = n,
+                                         .brokers = ids};
+    int rv = cluster_config_plan(cfg, &req, plan);
+    assert_true((rv == 0) == (plan->http_status == 202));
+    return plan->http_status;
+}
+
+/* Runs every pending operation of cfg's change to completion. */
+static void change_run(struct cluster_config *cfg, int64_t now)
+{
+    char err[CLUSTER_CONFIG_ERRMSG_SIZE];
+    int rv = 0;
+    for (uint32_t k = 0; k < CLUSTER_CONFIG_OPERATIONS_MAX && rv == 0; k++) {
+        rv = cluster_config_op_complete(cfg, now + k, err, sizeof(err));
+        if (rv < 0) {
+            print_error("op_complete: %s\n", err);
+        }
+        assert_true(rv >= 0);
+        assert_int_equal(cluster_config_validate(cfg, err, sizeof(err)), 0);
+    }
+    assert_int_equal(rv, 1);
+    assert_int_equal(cfg->pending.status, CLUSTER_CONFIG_CHANGE_NONE);
+    assert_int_equal(cfg->last.status, CLUSTER_CONFIG_CHANGE_COMPLETED);
+}
+
+/* The JSON operation k of a plan's body. */
+static json_t *planned_op(json_t *body, size_t k)
+{
+    json_t *op = json_array_get(json_object_get(body, "plannedChanges"), k);
+    assert_non_null(op);
+    return op;
+}
+
+static const char *op_str(json_t *op, const char *key)
+{
+    const char *v = json_string_value(json_object_get(op, key));
+    assert_non_null(v);
+    return v;
+}
+
+/* Both round trips (wire and file) give back an equal configuration. */
+static void forms_round_trip(const struct cluster_config *cfg)
+{
+    struct cluster_config *back = malloc(sizeof(*back));
+    uint8_t *buf = malloc(CLUSTER_CONFIG_BYTES_MAX);
+    uint8_t *buf2 = malloc(CLUSTER_CONFIG_BYTES_MAX);
+    char err[CLUSTER_CONFIG_ERRMSG_SIZE];
+    struct tmpdir d;
+    size_t len = 0;
+    size_t len2 = 0;
+
+    assert_non_null(back);
+    assert_non_null(buf);
+    assert_non_null(buf2);
+    assert_int_equal(
+        cluster_config_encode(cfg, buf, CLUSTER_CONFIG_BYTES_MAX, &len), 0);
+    if (cluster_config_decode(buf, len, back, err, sizeof(err)) != 0) {
+        print_error("decode: %s\n", err);
+        fail();
+    }
+    assert_true(cluster_config_equal(cfg, back));
+    assert_int_equal(
+        cluster_config_encode(back, buf2, CLUSTER_CONFIG_BYTES_MAX, &len2), 0);
+    assert_int_equal(len, len2);
+    assert_memory_equal(buf, buf2, len);
+    tmpdir_make(&d);
+    assert_int_equal(cluster_config_save(d.path, cfg, err, sizeof(err)), 0);
+    if (cluster_config_load(d.path, back, err, sizeof(err)) != 0) {
+        print_error("load: %s\n", err);
+        fail();
+    }
+    assert_true(cluster_config_equal(cfg, back));
+    tmpdir_remove(&d);
+    free(buf2);
+    free(buf);
+    free(back);
+}
+
+/* The dual-region procedure: 8 brokers, 8 partitions, RF 4; force to the
+ * even brokers, then back to 0..7 with RF 4: exactly the initial
+ * round-robin placement again. */
+static void plan_dual_region_failover_and_failback(void **state)
+{
+    struct cluster_config *initial = config_new(8, 8, 4);
+    struct cluster_config *cfg = malloc(sizeof(*cfg));
+    struct cluster_config_plan *plan = plan_new();
+    static const uint32_t even[] = {6, 2, 4, 0, 2}; /* order, duplicate */
+    static const uint32_t all[] = {0, 1, 2, 3, 4, 5, 6, 7};
+    json_t *body = NULL;
+    uint32_t forced = 0;
+    uint32_t removes = 0;
+    int64_t id;
+
+    (void)state;
+    assert_non_null(cfg);
+    memcpy(cfg, initial, sizeof(*cfg));
+    assert_int_equal(cluster_config_exporter_add(cfg, "region0", NULL, 0), 0);
+    assert_int_equal(cluster_config_exporter_add(cfg, "region1", NULL, 0), 1);
+
+    /* Failover. */
+    assert_int_equal(plan_scale(cfg, even, 5, 0, true, plan), 202);
+    assert_int_equal(plan->coordinator, 0);
+    for (uint32_t k = 0; k < plan->change.op_count; k++) {
+        const struct cluster_config_op *op = &plan->change.ops[k];
+        if (op->type == CLUSTER_CONFIG_OP_PARTITION_FORCE_RECONFIGURE) {
+            assert_int_equal(removes, 0); /* reconfigures come first */
+            assert_int_equal(op->broker_count, 2);
+            assert_int_equal(op->brokers[0] % 2, 0);
+            assert_int_equal(op->brokers[1] % 2, 0);
+            assert_int_equal(op->broker_id, op->brokers[0]);
+            forced++;
+        } else {
+            assert_int_equal(op->type, CLUSTER_CONFIG_OP_BROKER_FORCE_REMOVE);
+            assert_int_equal(op->broker_id, 0);
+            assert_int_equal(op->brokers[0], 2 * removes + 1);
+            removes++;
+        }
+    }
+    assert_int_equal(forced, 8);
+    assert_int_equal(removes, 4);
+    assert_int_equal(plan->expected.member_count, 4);
+    assert_int_equal(plan->expected.replication_factor, 2);
+    assert_int_equal(cluster_config_plan_to_json(cfg, plan, 2, &body), 0);
+    assert_string_equal(op_str(planned_op(body, 0), "operation"),
+                        "PARTITION_FORCE_RECONFIGURE");
+    assert_string_equal(op_str(planned_op(body, 8), "operation"),
+                        "BROKER_REMOVE");
+    assert_int_equal(json_integer_value(json_array_get(
+                         json_object_get(planned_op(body, 8), "brokers"), 0)),
+                     1);
+    assert_int_equal(json_array_size(json_object_get(body, "currentTopology")),
+                     8);
+    assert_int_equal(json_array_size(json_object_get(body, "expectedTopology")),
+                     4);
+    json_decref(body);
+    id = cluster_config_change_start(cfg, plan, 1724412788355);
+    assert_int_equal(id, 2);
+    assert_int_equal(cfg->version, 2);
+    forms_round_trip(cfg);
+    /* A second request while it runs: 409 with Zeebe's message. */
+    assert_int_equal(plan_scale(cfg, all, 8, 4, false, plan), 409);
+    assert_non_null(strstr(plan->message,
+                           "Cannot apply configuration change. Another "
+                           "configuration change [id=2"));
+    assert_non_null(strstr(plan->message, "] is in progress."));
+    change_run(cfg, 1724412789170);
+    assert_int_equal(cfg->last.id, 2);
+    assert_int_equal(cfg->member_count, 4);
+    assert_int_equal(cfg->replication_factor, 2);
+
+    /* Disable region1, as the failover's second step. */
+    {
+        struct cluster_config_request req = {
+            .kind = CLUSTER_CONFIG_REQUEST_EXPORTER_DISABLE,
+            .exporter = "region1"};
+        assert_int_equal(cluster_config_plan(cfg, &req, plan), 0);
+        assert_int_equal(plan->change.op_count, 16); /* 8 partitions x 2 */
+        assert_true(cluster_config_change_start(cfg, plan, 1724412900000) > 0);
+        assert_int_equal(cluster_config_exporters_to_json(cfg, &body), 0);
+        assert_string_equal(json_string_value(json_object_get(
+                                json_array_get(body, 1), "status")),
+                            "DISABLING");
+        json_decref(body);
+        change_run(cfg, 1724412900100);
+        assert_int_equal(cluster_config_exporters_to_json(cfg, &body), 0);
+        char *text = json_dumps(body, JSON_COMPACT);
+        assert_string_equal(text, "[{\"exporterId\":\"region0\",\"status\":"
+                                  "\"ENABLED\"},{\"exporterId\":\"region1\","
+                                  "\"status\":\"DISABLED\"}]");
+        free(text);
+        json_decref(body);
+    }
+
+    /* Failback: enable region1 from region0, then scale back. */
+    {
+        struct cluster_config_request req = {
+            .kind = CLUSTER_CONFIG_REQUEST_EXPORTER_ENABLE,
+            .exporter = "region1",
+            .initialize_from = "region0"};
+        assert_int_equal(cluster_config_plan(cfg, &req, plan), 0);
+        assert_int_equal(plan->change.op_count, 16);
+        assert_int_equal(plan->change.ops[0].initialize_from, 1);
+        assert_true(cluster_config_change_start(cfg, plan, 1724413000000) > 0);
+        forms_round_trip(cfg);
+        change_run(cfg, 1724413000100);
+        assert_int_equal(
+            cfg->partitions[0].replicas[0].exporters[1].metadata_version, 1);
+        assert_int_equal(
+            cfg->partitions[0].replicas[0].exporters[1].initialized_from, 1);
+    }
+    assert_int_equal(plan_scale(cfg, all, 8, 4, false, plan), 202);
+    assert_int_equal(plan->change.ops[0].type, CLUSTER_CONFIG_OP_BROKER_ADD);
+    assert_int_equal(plan->change.ops[3].broker_id, 7);
+    assert_int_equal(plan->change.ops[4].type,
+                     CLUSTER_CONFIG_OP_PARTITION_JOIN);
+    assert_true(cluster_config_change_start(cfg, plan, 1724417647968) > 0);
+    change_run(cfg, 1724417649282);
+    /* Exactly the initial placement (members, replicas, priorities). */
+    assert_int_equal(cfg->member_count, 8);
+    assert_int_equal(cfg->replication_factor, 4);
+    for (uint32_t i = 0; i < 8; i++) {
+        assert_int_equal(cfg->partitions[i].replica_count, 4);
+        for (uint32_t j = 0; j < 4; j++) {
+            assert_int_equal(cfg->partitions[i].replicas[j].node_id,
+                             initial->partitions[i].replicas[j].node_id);
+            assert_int_equal(cfg->partitions[i].replicas[j].priority,
+                             initial->partitions[i].replicas[j].priority);
+            /* Joined replicas took the partition's exporter states. */
+            assert_int_equal(cfg->partitions[i].replicas[j].exporters[1].state,
+                             CLUSTER_CONFIG_EXPORTER_ENABLED);
+        }
+    }
+    /* The same request again plans nothing: 202, no operation, and the
+     * body's changeId is the last change's. */
+    assert_int_equal(plan_scale(cfg, all, 8, 4, false, plan), 202);
+    assert_int_equal(plan->change.op_count, 0);
+    assert_int_equal(
+        cluster_config_plan_to_json(cfg, plan, cfg->last.id, &body), 0);
+    assert_int_equal(json_array_size(json_object_get(body, "plannedChanges")),
+                     0);
+    assert_true(json_equal(json_object_get(body, "currentTopology"),
+                           json_object_get(body, "expectedTopology")));
+    json_decref(body);
+    free(plan);
+    free(cfg);
+    free(initial);
+}
+
+/* Every error of the planner, with its HTTP status and message. */
+static void plan_errors_are_zeebes(void **state)
+{
+    struct cluster_config *cfg = config_new(4, 3, 2);
+    struct cluster_config_plan *plan = plan_new();
+    struct cluster_config_request req;
+    static const uint32_t three[] = {0, 1, 2};
+    static const uint32_t stranger[] = {0, 9};
+    static const uint32_t lonely[] = {0};
+    static const uint32_t huge[] = {70000};
+
+    (void)state;
+    assert_int_equal(cluster_config_exporter_add(cfg, "es", NULL, 0), 0);
+    assert_int_equal(cluster_config_exporter_add(cfg, "pg", NULL, 0), 1);
+    /* Scale: empty, bad id, RF above the brokers, RF above the max. */
+    assert_int_equal(plan_scale(cfg, three, 0, 0, false, plan), 400);
+    assert_non_null(strstr(plan->message, "non-empty"));
+    assert_int_equal(plan_scale(cfg, huge, 1, 0, false, plan), 400);
+    assert_non_null(strstr(plan->message, "70000"));
+    assert_int_equal(plan_scale(cfg, three, 3, 4, false, plan), 400);
+    assert_non_null(strstr(plan->message, "cannot be greater than the "
+                                          "number of brokers 3"));
+    assert_int_equal(plan_scale(cfg, three, 3, 17, false, plan), 400);
+    /* Force: RF given, a non-member kept, a partition left without any
+     * replica (partition 2 is on brokers 1 and 2, 3 on 2 and 3). */
+    assert_int_equal(plan_scale(cfg, three, 3, 2, true, plan), 400);
+    assert_non_null(strstr(plan->message, "replication factor"));
+    assert_int_equal(plan_scale(cfg, stranger, 2, 0, true, plan), 400);
+    assert_non_null(strstr(plan->message, "[9]"));
+    assert_int_equal(plan_scale(cfg, lonely, 1, 0, true, plan), 400);
+    assert_non_null(strstr(plan->message, "partitions [2, 3] having no "
+                                          "replicas"));
+    /* Scale down without force: the plan leaves before removing. */
+    assert_int_equal(plan_scale(cfg, three, 3, 0, false, plan), 202);
+    assert_int_equal(plan->change.ops[plan->change.op_count - 1].type,
+                     CLUSTER_CONFIG_OP_BROKER_REMOVE);
+    assert_int_equal(plan->change.ops[plan->change.op_count - 1].broker_id, 3);
+    assert_int_equal(plan->change.target_replication_factor, 2);
+
+    /* Single brokers. */
+    memset(&req, 0, sizeof(req));
+    req.kind = CLUSTER_CONFIG_REQUEST_BROKER_REMOVE;
+    req.broker_id = 1; /* hosts partitions */
+    assert_int_not_equal(cluster_config_plan(cfg, &req, plan), 0);
+    assert_int_equal(plan->http_status, 400);
+    assert_non_null(strstr(plan->message, "still hosts"));
+    req.broker_id = 42; /* not a member: nothing to do */
+    assert_int_equal(cluster_config_plan(cfg, &req, plan), 0);
+    assert_int_equal(plan->change.op_count, 0);
+    req.kind = CLUSTER_CONFIG_REQUEST_BROKER_ADD;
+    assert_int_equal(cluster_config_plan(cfg, &req, plan), 0);
+    assert_int_equal(plan->change.op_count, 1);
+    assert_int_equal(plan->expected.member_count, 5);
+
+    /* Join and leave. */
+    req.kind = CLUSTER_CONFIG_REQUEST_PARTITION_JOIN;
+    req.broker_id = 3;
+    req.partition_id = 4;
+    assert_int_not_equal(cluster_config_plan(cfg, &req, plan), 0);
+    assert_non_null(strstr(plan->message, "Partition 4 does not exist"));
+    req.partition_id = 1;
+    req.broker_id = 7; /* not a member */
+    assert_int_not_equal(cluster_config_plan(cfg, &req, plan), 0);
+    assert_non_null(strstr(plan->message, "not a member"));
+    req.broker_id = 0; /* already a replica of 1 */
+    assert_int_not_equal(cluster_config_plan(cfg, &req, plan), 0);
+    req.broker_id = 3;
+    req.priority = 5;
+    assert_int_equal(cluster_config_plan(cfg, &req, plan), 0);
+    assert_int_equal(plan->change.ops[0].priority, 5);
+    req.kind = CLUSTER_CONFIG_REQUEST_PARTITION_LEAVE;
+    assert_int_not_equal(cluster_config_plan(cfg, &req, plan), 0);
+    assert_non_null(strstr(plan->message, "not a replica"));
+    req.broker_id = 0;
+    assert_int_equal(cluster_config_plan(cfg, &req, plan), 0);
+    assert_int_equal(plan->expected.partitions[0].replica_count, 1);
+
+    /* Exporters. */
+    memset(&req, 0, sizeof(req));
+    req.kind = CLUSTER_CONFIG_REQUEST_EXPORTER_ENABLE;
+    req.exporter = "es";
+    assert_int_not_equal(cluster_config_plan(cfg, &req, plan), 0);
+    assert_string_equal(plan->message, "Expected to enable exporter, but the "
+                                       "exporter 'es' is already enabled");
+    req.exporter = "nope";
+    assert_int_not_equal(cluster_config_plan(cfg, &req, plan), 0);
+    assert_non_null(strstr(plan->message, "'nope'"));
+    req.kind = CLUSTER_CONFIG_REQUEST_EXPORTER_DISABLE;
+    req.exporter = "pg";
+    assert_int_equal(cluster_config_plan(cfg, &req, plan), 0);
+    assert_int_equal(plan->change.op_count, 6); /* 3 partitions x RF 2 */
+    assert_int_equal(plan->change.ops[0].broker_id, 0); /* members first */
+    assert_true(cluster_config_change_start(cfg, plan, 1000) > 0);
+    change_run(cfg, 2000);
+    req.kind = CLUSTER_CONFIG_REQUEST_EXPORTER_ENABLE;
+    req.exporter = "pg";
+    req.initialize_from = "es";
+    cfg->partitions[1].replicas[0].exporters[0].state =
+        CLUSTER_CONFIG_EXPORTER_DISABLED; /* es off on one replica */
+    assert_int_not_equal(cluster_config_plan(cfg, &req, plan), 0);
+    assert_non_null(strstr(plan->message, "'es' is disabled in partition 2"));
+    cfg->partitions[1].replicas[0].exporters[0].state =
+        CLUSTER_CONFIG_EXPORTER_ENABLED;
+    req.initialize_from = "pg";
+    assert_int_not_equal(cluster_config_plan(cfg, &req, plan), 0);
+    req.initialize_from = "missing";
+    assert_int_not_equal(cluster_config_plan(cfg, &req, plan), 0);
+    req.initialize_from = "es";
+    assert_int_equal(cluster_config_plan(cfg, &req, plan), 0);
+    assert_int_equal(plan->change.op_count, 6);
+    req.kind = 99;
+    assert_int_not_equal(cluster_config_plan(cfg, &req, plan), 0);
+    assert_int_equal(plan->http_status, 400);
+    free(plan);
+    free(cfg);
+}
+
+/* JSON shapes: GET /actuator/cluster with a pending and a last change,
+ * operations as Zeebe renders them; cancelling; exporting state. */
+static void change_json_shapes_and_cancel(void **state)
+{
+    struct cluster_config *cfg = config_new(2, 2, 2);
+    struct cluster_config_plan *plan = plan_new();
+    static const uint32_t three[] = {0, 1, 2};
+    char err[CLUSTER_CONFIG_ERRMSG_SIZE];
+    json_t *j = NULL;
+    json_t *pend;
+    json_t *op;
+    int64_t id;
+
+    (void)state;
+    assert_int_equal(cluster_config_exporter_add(cfg, "es", NULL, 0), 0);
+    assert_int_equal(
+        cluster_config_exporter_add(cfg, "bad id", err, sizeof(err)),
+        CLUSTER_CONFIG_E_INVALID);
+    assert_int_equal(cluster_config_exporter_add(cfg, "es", err, sizeof(err)),
+                     CLUSTER_CONFIG_E_INVALID);
+    assert_non_null(strstr(err, "already known"));
+    assert_int_equal(plan_scale(cfg, three, 3, 0, false, plan), 202);
+    id = cluster_config_change_start(cfg, plan, 1724412788355);
+    assert_int_equal(id, 2);
+    assert_int_equal(cluster_config_change_start(cfg, plan, 1),
+                     CLUSTER_CONFIG_E_INVALID); /* one at a time */
+    assert_int_equal(
+        cluster_config_op_complete(cfg, 1724412789000, err, sizeof(err)), 0);
+    assert_int_equal(cluster_config_to_json(cfg, &j), 0);
+    pend = json_object_get(j, "pendingChange");
+    assert_non_null(pend);
+    assert_null(json_object_get(j, "lastChange"));
+    assert_int_equal(json_integer_value(json_object_get(pend, "id")), 2);
+    assert_string_equal(json_string_value(json_object_get(pend, "status")),
+                        "IN_PROGRESS");
+    assert_string_equal(json_string_value(json_object_get(pend, "startedAt")),
+                        "2024-08-23T11:33:08.355Z");
+    op = json_array_get(json_object_get(pend, "completed"), 0);
+    assert_string_equal(json_string_value(json_object_get(op, "operation")),
+                        "BROKER_ADD");
+    assert_int_equal(json_integer_value(json_object_get(op, "brokerId")), 2);
+    assert_string_equal(json_string_value(json_object_get(op, "completedAt")),
+                        "2024-08-23T11:33:09.000Z");
+    assert_null(json_object_get(op, "partitionId"));
+    assert_true(json_is_array(json_object_get(op, "brokers")));
+    op = json_array_get(json_object_get(pend, "pending"), 0);
+    assert_string_equal(json_string_value(json_object_get(op, "operation")),
+                        "PARTITION_JOIN");
+    assert_non_null(json_object_get(op, "partitionId"));
+    assert_non_null(json_object_get(op, "priority"));
+    assert_null(json_object_get(op, "completedAt"));
+    /* Per-partition exporter config (8.6 shape plus metadataVersion). */
+    {
+        char *text = json_dumps(
+            json_object_get(
+                json_array_get(
+                    json_object_get(
+                        json_array_get(json_object_get(j, "brokers"), 0),
+                        "partitions"),
+                    0),
+                "config"),
+            JSON_COMPACT);
+        assert_string_equal(text, "{\"exporting\":{\"exporters\":[{\"id\":"
+                                  "\"es\",\"state\":\"ENABLED\","
+                                  "\"metadataVersion\":0}]}}");
+        free(text);
+    }
+    json_decref(j);
+    forms_round_trip(cfg);
+
+    /* Cancel: wrong id, then the right one. */
+    assert_int_equal(
+        cluster_config_change_finish(cfg, 7, CLUSTER_CONFIG_CHANGE_CANCELLED, 5,
+                                     err, sizeof(err)),
+        CLUSTER_CONFIG_E_INVALID);
+    assert_non_null(strstr(err, "Expected to cancel change 7"));
+    assert_int_equal(
+        cluster_config_change_finish(cfg, 2, CLUSTER_CONFIG_CHANGE_COMPLETED, 5,
+                                     err, sizeof(err)),
+        CLUSTER_CONFIG_E_INVALID);
+    assert_int_equal(
+        cluster_config_change_finish(cfg, 2, CLUSTER_CONFIG_CHANGE_CANCELLED,
+                                     1724412790000, err, sizeof(err)),
+        0);
+    assert_int_equal(
+        cluster_config_change_finish(cfg, 2, CLUSTER_CONFIG_CHANGE_CANCELLED, 5,
+                                     err, sizeof(err)),
+        CLUSTER_CONFIG_E_INVALID);
+    assert_non_null(strstr(err, "no configuration change is in progress"));
+    assert_int_equal(cluster_config_op_complete(cfg, 9, err, sizeof(err)),
+                     CLUSTER_CONFIG_E_INVALID);
+    assert_int_equal(cfg->member_count, 3); /* the completed add stays */
+    assert_int_equal(cluster_config_to_json(cfg, &j), 0);
+    assert_null(json_object_get(j, "pendingChange"));
+    {
+        char *text = json_dumps(json_object_get(j, "lastChange"), JSON_COMPACT);
+        assert_string_equal(text,
+                            "{\"id\":2,\"status\":\"CANCELLED\",\"startedAt\":"
+                            "\"2024-08-23T11:33:08.355Z\",\"completedAt\":"
+                            "\"2024-08-23T11:33:10.000Z\"}");
+        free(text);
+    }
+    json_decref(j);
+
+    /* Exporting state: version grows on change only; persisted. */
+    {
+        uint64_t v = cfg->version;
+        assert_int_equal(cluster_config_exporting_set(
+                             cfg, CLUSTER_CONFIG_EXPORTING_SOFT_PAUSED),
+                         1);
+        assert_int_equal(cluster_config_exporting_set(
+                             cfg, CLUSTER_CONFIG_EXPORTING_SOFT_PAUSED),
+                         0);
+        assert_int_equal(cluster_config_exporting_set(cfg, 3),
+                         CLUSTER_CONFIG_E_INVALID);
+        assert_int_equal(cfg->version, v + 1);
+        assert_string_equal(cluster_config_exporting_name(cfg->exporting),
+                            "SOFT_PAUSED");
+        forms_round_trip(cfg);
+    }
+    free(plan);
+    free(cfg);
+}
+
+/* Operations that do not apply are refused and change nothing; a change
+ * whose next operation fails can be ended FAILED. */
+static void op_apply_refuses_and_change_fails(void **state)
+{
+    struct cluster_config *cfg = config_new(3, 3, 3);
+    struct cluster_config *before = malloc(sizeof(*before));
+    char err[CLUSTER_CONFIG_ERRMSG_SIZE];
+    struct cluster_config_op op;
+
+    (void)state;
+    memcpy(before, cfg, sizeof(*before));
+    memset(&op, 0, sizeof(op));
+    op.type = CLUSTER_CONFIG_OP_BROKER_ADD;
+    op.broker_id = 1;
+    assert_int_equal(cluster_config_op_apply(cfg, &op, err, sizeof(err)),
+                     CLUSTER_CONFIG_E_INVALID);
+    op.type = CLUSTER_CONFIG_OP_PARTITION_FORCE_RECONFIGURE;
+    op.partition_id = 1;
+    op.broker_count = 1;
+    op.brokers[0] = 9;
+    assert_int_equal(cluster_config_op_apply(cfg, &op, err, sizeof(err)),
+                     CLUSTER_CONFIG_E_INVALID);
+    op.broker_count = 0;
+    assert_int_equal(cluster_config_op_apply(cfg, &op, err, sizeof(err)),
+                     CLUSTER_CONFIG_E_INVALID);
+    op.type = CLUSTER_CONFIG_OP_PARTITION_ENABLE_EXPORTER; /* no exporter */
+    assert_int_equal(cluster_config_op_apply(cfg, &op, err, sizeof(err)),
+                     CLUSTER_CONFIG_E_INVALID);
+    op.type = 77;
+    assert_int_equal(cluster_config_op_apply(cfg, &op, err, sizeof(err)),
+                     CLUSTER_CONFIG_E_INVALID);
+    assert_true(cluster_config_equal(cfg, before));
+
+    /* A change whose next operation no longer applies. */
+    {
+        struct cluster_config_plan *plan = plan_new();
+        struct cluster_config_request req = {
+            .kind = CLUSTER_CONFIG_REQUEST_PARTITION_LEAVE,
+            .broker_id = 2,
+            .partition_id = 1};
+        assert_int_equal(cluster_config_plan(cfg, &req, plan), 0);
+        assert_true(cluster_config_change_start(cfg, plan, 100) > 0);
+        cfg->partitions[0].replica_count = 2; /* broker 2 gone meanwhile */
+        assert_int_equal(cluster_config_op_complete(cfg, 200, err, sizeof(err)),
+                         CLUSTER_CONFIG_E_INVALID);
+        assert_non_null(strstr(err, "not a replica"));
+        assert_int_equal(cluster_config_change_finish(
+                             cfg, cfg->pending.id, CLUSTER_CONFIG_CHANGE_FAILED,
+                             300, err, sizeof(err)),
+                         0);
+        assert_int_equal(cfg->last.status, CLUSTER_CONFIG_CHANGE_FAILED);
+        free(plan);
+    }
+    free(before);
+    free(cfg);
+}
+
+/* Hostile extensions: wrong wire type, a mismatching base, and file
+ * forms with broken change or exporter entries. */
+static void extension_hostile_inputs_refused(void **state)
+{
+    struct cluster_config *cfg = config_new(1, 1, 1);
+    struct cluster_config *out = malloc(sizeof(*out));
+    uint8_t buf[4096];
+    char err[CLUSTER_CONFIG_ERRMSG_SIZE];
+    size_t len = 0;
+    static const char *const bad[] = {
+        "\"exporters\":[\"a\",\"a\"]",
+        "\"exporters\":[\"a b\"]",
+        "\"exporting\":\"SLEEPING\"",
+        "\"lastChange\":{\"id\":1,\"status\":\"IN_PROGRESS\",\"startedAt\":"
+        "\"2024-01-01T00:00:00Z\",\"completedAt\":\"2024-01-01T00:00:00Z\"}",
+        "\"lastChange\":{\"id\":1,\"status\":\"COMPLETED\",\"startedAt\":"
+        "\"2024-02-30T00:00:00Z\",\"completedAt\":\"2024-01-01T00:00:00Z\"}",
+        "\"pendingChange\":{\"id\":1,\"status\":\"IN_PROGRESS\",\"startedAt\":"
+        "\"2024-01-01T00:00:00Z\",\"replicationFactor\":1,\"completed\":[],"
+        "\"pending\":[]}",
+        "\"pendingChange\":{\"id\":1,\"status\":\"IN_PROGRESS\",\"startedAt\":"
+        "\"2024-01-01T00:00:00Z\",\"replicationFactor\":1,\"completed\":[],"
+        "\"pending\":[{\"operation\":\"DANCE\",\"brokerId\":0,\"brokers\":[]}"
+        "]}",
+        "\"pendingChange\":{\"id\":1,\"status\":\"IN_PROGRESS\",\"startedAt\":"
+        "\"2024-01-01T00:00:00Z\",\"replicationFactor\":1,\"completed\":[],"
+        "\"pending\":[{\"operation\":\"PARTITION_JOIN\",\"brokerId\":0,"
+        "\"partitionId\":1,\"brokers\":[]}]}",
+    };
+
+    (void)state;
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        char text[1024];
+        int n = snprintf(text, sizeof(text),
+                         "{\"format\":1,\"version\":1,\"clusterSize\":1,"
+                         "\"partitionsCount\":1,\"replicationFactor\":1,%s,"
+                         "\"brokers\":[{\"id\":0,\"partitions\":[{\"id\":1,"
+                         "\"priority\":1}]}]}",
+                         bad[k]);
+        err[0] = '\0';
+        assert_int_equal(
+            cluster_config_from_json(text, (size_t)n, out, err, sizeof(err)),
+            CLUSTER_CONFIG_E_MALFORMED);
+        assert_true(strlen(err) > 0);
+    }
+    /* Exporters listed, but a replica without its exporter config. */
+    {
+        static const char text[] =
+            "{\"format\":1,\"version\":1,\"clusterSize\":1,"
+            "\"partitionsCount\":1,\"replicationFactor\":1,"
+            "\"exporters\":[\"a\"],\"brokers\":[{\"id\":0,\"partitions\":"
+            "[{\"id\":1,\"priority\":1}]}]}";
+        assert_int_equal(cluster_config_from_json(text, sizeof(text) - 1, out,
+                                                  err, sizeof(err)),
+                         CLUSTER_CONFIG_E_MALFORMED);
+        assert_non_null(strstr(err, "exporters"));
+    }
+    /* Wire: field 8 as a varint, and an extension for another config. */
+    assert_int_equal(cluster_config_encode(cfg, buf, sizeof(buf), &len), 0);
+    buf[len] = 8 << 3; /* field 8, varint */
+    buf[len + 1] = 1;
+    assert_int_equal(cluster_config_decode(buf, len + 2, out, err, sizeof(err)),
+                     CLUSTER_CONFIG_E_MALFORMED);
+    assert_non_null(strstr(err, "extension"));
+    {
+        static const char ext[] =
+            "{\"format\":1,\"version\":5,\"clusterSize\":1,"
+            "\"partitionsCount\":1,\"replicationFactor\":1,"
+            "\"exporting\":\"PAUSED\",\"brokers\":[{\"id\":0,\"partitions\":"
+            "[{\"id\":1,\"priority\":1}]}]}";
+        _Static_assert(sizeof(ext) - 1 >= 128 && sizeof(ext) - 1 < 16384,
+                       "a two-byte varint length");
+        buf[len] = (8 << 3) | 2;
+        buf[len + 1] = (uint8_t)(((sizeof(ext) - 1) & 0x7f) | 0x80);
+        buf[len + 2] = (uint8_t)((sizeof(ext) - 1) >> 7);
+        memcpy(&buf[len + 3], ext, sizeof(ext) - 1);
+        assert_int_equal(cluster_config_decode(buf, len + 3 + sizeof(ext) - 1,
+                                               out, err, sizeof(err)),
+                         CLUSTER_CONFIG_E_MALFORMED);
+        if (strstr(err, "another configuration") == NULL) {
+            print_error("%s\n", err);
+            fail();
+        }
+    }
+    free(out);
+    free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -669,6 +1303,11 @@ int main(void)
         cmocka_unit_test(save_load_round_trip),
         cmocka_unit_test(failed_save_leaves_previous_file),
         cmocka_unit_test(corrupt_files_are_refused_clearly),
+        cmocka_unit_test(plan_dual_region_failover_and_failback),
+        cmocka_unit_test(plan_errors_are_zeebes),
+        cmocka_unit_test(change_json_shapes_and_cancel),
+        cmocka_unit_test(op_apply_refuses_and_change_fails),
+        cmocka_unit_test(extension_hostile_inputs_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

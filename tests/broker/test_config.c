@@ -267,9 +267,10 @@ static void test_unknown_key(void **state)
                               NULL),
                      BROKER_CONFIG_E_UNKNOWN_KEY);
     assert_string_equal(err, "config: zeebe (test.yaml:1:1): unknown key");
+    /* exporters is a map of ids now; an empty one is fine. */
     assert_int_equal(load_str("tandem:\n  broker:\n    exporters: {}\n", NULL),
-                     BROKER_CONFIG_E_UNKNOWN_KEY);
-    assert_err_has("tandem.broker.exporters");
+                     0);
+    assert_int_equal(cfg.exporter_count, 0);
     assert_int_equal(load_str("tandem:\n  broker:\n    cluster: 3\n", NULL),
                      BROKER_CONFIG_E_TYPE);
     assert_err_has("tandem.broker.cluster (test.yaml:3:5): is a section");
@@ -1199,6 +1200,51 @@ static void test_print_format(void **state)
     free(buf);
 }
 
+/* exporters.<id>.type / .path / .args.* from YAML and the environment. */
+static void test_exporters(void **state)
+{
+    char *env[] = {"TANDEM_BROKER_EXPORTERS_REGION1_TYPE=elasticsearch",
+                   "TANDEM_BROKER_EXPORTERS_REGION1_ARGS_BULK_SIZE=5",
+                   "TANDEM_BROKER_EXPORTERS_REGION0_ARGS_BATCH_SIZE=7", NULL};
+    (void)state;
+    assert_int_equal(load_str("tandem:\n  broker:\n    exporters:\n"
+                              "      Region0:\n        type: postgresql\n"
+                              "        args:\n          url: h\n"
+                              "          batch:\n            size: 100\n",
+                              env),
+                     0);
+    assert_int_equal(cfg.exporter_count, 2);
+    assert_string_equal(cfg.exporters[0].id, "region0");
+    assert_string_equal(cfg.exporters[0].type, "postgresql");
+    assert_int_equal(cfg.exporters[0].arg_count, 2);
+    assert_string_equal(cfg.exporters[0].args[0].key, "url");
+    assert_string_equal(cfg.exporters[0].args[1].key, "batch.size");
+    assert_string_equal(cfg.exporters[0].args[1].value, "7"); /* env wins */
+    assert_string_equal(cfg.exporters[1].id, "region1");
+    assert_string_equal(cfg.exporters[1].type, "elasticsearch");
+    assert_string_equal(cfg.exporters[1].args[0].key, "bulk.size");
+    /* Errors name the exporter and the problem. */
+    assert_int_equal(load_str("tandem:\n  broker:\n    exporters:\n"
+                              "      a_b:\n        type: x\n",
+                              NULL),
+                     BROKER_CONFIG_E_INVALID);
+    assert_err_has("letters, digits and '-'");
+    assert_int_equal(load_str("tandem:\n  broker:\n    exporters:\n"
+                              "      ab:\n        klass: x\n",
+                              NULL),
+                     BROKER_CONFIG_E_UNKNOWN_KEY);
+    assert_err_has("exporters.ab.klass: unknown key");
+    assert_int_equal(load_str("tandem:\n  broker:\n    exporters:\n"
+                              "      ab:\n        args:\n          u: 1\n",
+                              NULL),
+                     BROKER_CONFIG_E_INVALID);
+    assert_err_has("exporters.ab: needs a type");
+    assert_int_equal(load_str("tandem:\n  broker:\n    exporters:\n"
+                              "      ab:\n        type: [1]\n",
+                              NULL),
+                     BROKER_CONFIG_E_TYPE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1208,6 +1254,7 @@ int main(void)
         cmocka_unit_test(test_syntax_error),
         cmocka_unit_test(test_nesting_limit),
         cmocka_unit_test(test_unknown_key),
+        cmocka_unit_test(test_exporters),
         cmocka_unit_test(test_env_overrides_yaml),
         cmocka_unit_test(test_env_errors_name_variable),
         cmocka_unit_test(test_validation_table),

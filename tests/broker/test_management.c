@@ -48,9 +48,18 @@ struct fixture {
     bool closed;
     int leftover_fd; /* a client socket left open for teardown, or -1 */
 
-    pthread_mutex_t mutex; /* guards fake and fail_code */
+    pthread_mutex_t mutex; /* guards fake, fail_code and the change fake */
     struct management_status fake;
     int fail_code;
+
+    /* The fake change() provider: the last request it saw, and the reply
+     * it gives (status, a JSON body text or NULL, a message, a code). */
+    struct management_change_request last_req;
+    int change_calls;
+    int reply_status;
+    const char *reply_body;
+    const char *reply_message;
+    int change_code;
 };
 
 /* ------------------------------------------------------------------------
@@ -65,6 +74,38 @@ static int fake_status(void *data, struct management_status *out)
     int rv = fx->fail_code;
     pthread_mutex_unlock(&fx->mutex);
     return rv;
+}
+
+static int fake_change(void *data, const struct management_change_request *req,
+                       struct management_reply *out)
+{
+    struct fixture *fx = data;
+    pthread_mutex_lock(&fx->mutex);
+    fx->last_req = *req;
+    fx->change_calls++;
+    out->status = fx->reply_status;
+    if (fx->reply_body != NULL) {
+        out->body = json_loads(fx->reply_body, 0, NULL);
+    }
+    if (fx->reply_message != NULL) {
+        snprintf(out->message, sizeof(out->message), "%s", fx->reply_message);
+    }
+    int rv = fx->change_code;
+    pthread_mutex_unlock(&fx->mutex);
+    return rv;
+}
+
+static void fake_reply(struct fixture *fx, int status, const char *body,
+                       const char *message)
+{
+    pthread_mutex_lock(&fx->mutex);
+    fx->reply_status = status;
+    fx->reply_body = body;
+    fx->reply_message = message;
+    fx->change_code = 0;
+    fx->change_calls = 0;
+    memset(&fx->last_req, 0, sizeof(fx->last_req));
+    pthread_mutex_unlock(&fx->mutex);
 }
 
 static void fake_set(struct fixture *fx, bool started, uint32_t count,
@@ -170,7 +211,8 @@ static int fixture_start(void **state, uint32_t connections_max)
     fx->leftover_fd = -1;
     struct management_options opts = {
         .host = "127.0.0.1", .port = 0, .connections_max = connections_max};
-    struct management_provider p = {.data = fx, .status = fake_status};
+    struct management_provider p = {
+        .data = fx, .status = fake_status, .change = fake_change};
     assert_int_equal(management_init(&fx->loop, &fx->m, &opts, &p), 0);
     assert_int_equal(management_start(&fx->m), 0);
     fx->port = management_bound_port(&fx->m);
@@ -289,6 +331,35 @@ static struct response *http(struct fixture *fx, const char *method,
     client_receive(fd, &res);
     close(fd);
     return &res;
+}
+
+/* One request with a body (content_type NULL: no Content-Type). */
+static struct response *http_body(struct fixture *fx, const char *method,
+                                  const char *path, const char *content_type,
+                                  const char *body, size_t body_len)
+{
+    static struct response res;
+    static char req[2 * TEST_RESPONSE_MAX];
+    memset(&res, 0, sizeof(res));
+    int n = snprintf(req, sizeof(req),
+                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     "Connection: close\r\n%s%s%sContent-Length: %zu\r\n\r\n",
+                     method, path, content_type != NULL ? "Content-Type: " : "",
+                     content_type != NULL ? content_type : "",
+                     content_type != NULL ? "\r\n" : "", body_len);
+    assert_true(n > 0 && (size_t)n + body_len < sizeof(req));
+    memcpy(req + n, body, body_len);
+    int fd = client_connect(fx->port);
+    client_send(fd, req, (size_t)n + body_len);
+    client_receive(fd, &res);
+    close(fd);
+    return &res;
+}
+
+static struct response *post_json(struct fixture *fx, const char *path,
+                                  const char *body)
+{
+    return http_body(fx, "POST", path, "application/json", body, strlen(body));
 }
 
 static int http_status(struct fixture *fx, const char *path)
@@ -670,6 +741,344 @@ static void test_lifecycle_errors(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* ------------------------------------------------------------------------
+ * Cluster operations
+ * ------------------------------------------------------------------------ */
+
+/* A {"message": ...} body containing part, with status. */
+static void assert_message(struct response *res, int status, const char *part)
+{
+    if (res->status != status) {
+        print_error("expected %d, got %d: %s\n", status, res->status,
+                    res->body);
+    }
+    assert_int_equal(res->status, status);
+    json_t *obj = response_json(res);
+    const char *m = json_str(obj, "message");
+    if (strstr(m, part) == NULL) {
+        print_error("message '%s' lacks '%s'\n", m, part);
+        fail();
+    }
+    json_decref(obj);
+}
+
+static struct management_change_request last_request(struct fixture *fx)
+{
+    pthread_mutex_lock(&fx->mutex);
+    struct management_change_request r = fx->last_req;
+    pthread_mutex_unlock(&fx->mutex);
+    return r;
+}
+
+static int change_calls(struct fixture *fx)
+{
+    pthread_mutex_lock(&fx->mutex);
+    int n = fx->change_calls;
+    pthread_mutex_unlock(&fx->mutex);
+    return n;
+}
+
+/* POST /actuator/cluster/brokers: ids as numbers and strings, query
+ * flags, the provider's 202 body and its 4xx answers; parse errors never
+ * reach the provider. */
+static void test_scale_route(void **state)
+{
+    struct fixture *fx = *state;
+    fake_reply(fx, 202, "{\"changeId\":2,\"plannedChanges\":[]}", NULL);
+    struct response *res =
+        post_json(fx, "/actuator/cluster/brokers?force=true&dryRun=true",
+                  "[\"0\", \"2\", 4, 6, 2]");
+    assert_int_equal(res->status, 202);
+    json_t *obj = response_json(res);
+    assert_int_equal(json_int(obj, "changeId"), 2);
+    json_decref(obj);
+    struct management_change_request r = last_request(fx);
+    assert_int_equal(r.kind, MANAGEMENT_REQUEST_SCALE);
+    assert_true(r.force);
+    assert_true(r.dry_run);
+    assert_int_equal(r.replication_factor, 0);
+    assert_int_equal(r.broker_count, 5);
+    assert_int_equal(r.brokers[0], 0);
+    assert_int_equal(r.brokers[1], 2);
+    assert_int_equal(r.brokers[4], 2);
+    res = post_json(fx, "/actuator/cluster/brokers?replicationFactor=4",
+                    "[0,1,2,3,4,5,6,7]");
+    assert_int_equal(res->status, 202);
+    r = last_request(fx);
+    assert_false(r.force);
+    assert_false(r.dry_run);
+    assert_int_equal(r.replication_factor, 4);
+    assert_int_equal(r.broker_count, 8);
+
+    /* The provider's errors pass through with their message. */
+    fake_reply(fx, 409, NULL,
+               "Cannot apply configuration change. Another configuration "
+               "change [id=2] is in progress.");
+    assert_message(post_json(fx, "/actuator/cluster/brokers", "[0]"), 409,
+                   "Another configuration change");
+    fake_reply(fx, 400, "{\"message\":\"no replicas\"}", NULL);
+    assert_message(post_json(fx, "/actuator/cluster/brokers", "[0]"), 400,
+                   "no replicas");
+    fake_reply(fx, 504, NULL, NULL);
+    assert_message(post_json(fx, "/actuator/cluster/brokers", "[0]"), 504,
+                   "Gateway Timeout");
+
+    /* Parse errors: answered here, the provider is not called. */
+    fake_reply(fx, 202, NULL, NULL);
+    assert_message(post_json(fx, "/actuator/cluster/brokers", "[0,"), 400,
+                   "malformed JSON");
+    assert_message(post_json(fx, "/actuator/cluster/brokers", "{\"a\":1}"), 400,
+                   "JSON array of broker ids");
+    assert_message(post_json(fx, "/actuator/cluster/brokers", "[0,\"x\"]"), 400,
+                   "index 1");
+    assert_message(post_json(fx, "/actuator/cluster/brokers", "[-1]"), 400,
+                   "index 0");
+    assert_message(post_json(fx, "/actuator/cluster/brokers", "[1.5]"), 400,
+                   "index 0");
+    assert_message(
+        http_body(fx, "POST", "/actuator/cluster/brokers", NULL, "", 0), 400,
+        "JSON array");
+    assert_message(http_body(fx, "POST", "/actuator/cluster/brokers",
+                             "text/plain", "[0]", 3),
+                   415, "application/json");
+    assert_message(
+        post_json(fx, "/actuator/cluster/brokers?dryRun=maybe", "[0]"), 400,
+        "'dryRun' must be true or false");
+    assert_message(
+        post_json(fx, "/actuator/cluster/brokers?replicationFactor=0", "[0]"),
+        400, "replicationFactor");
+    assert_message(
+        post_json(fx, "/actuator/cluster/brokers?replicationFactor=x", "[0]"),
+        400, "replicationFactor");
+    {
+        static char many[4096];
+        size_t n = 0;
+        many[n++] = '[';
+        for (int k = 0; k <= MANAGEMENT_BROKERS_MAX; k++) {
+            n += (size_t)snprintf(many + n, sizeof(many) - n, "%s%d",
+                                  k > 0 ? "," : "", k);
+        }
+        many[n++] = ']';
+        many[n] = '\0';
+        assert_message(post_json(fx, "/actuator/cluster/brokers", many), 400,
+                       "at most");
+    }
+    assert_int_equal(change_calls(fx), 0);
+    struct response *m = http(fx, "GET", "/actuator/cluster/brokers");
+    assert_int_equal(m->status, 405);
+}
+
+/* Single brokers, partitions (both path forms), changes, 404/405/501. */
+static void test_broker_partition_change_routes(void **state)
+{
+    struct fixture *fx = *state;
+    fake_reply(fx, 202, "{\"changeId\":3}", NULL);
+    assert_int_equal(
+        http_body(fx, "POST", "/actuator/cluster/brokers/5", NULL, "", 0)
+            ->status,
+        202);
+    struct management_change_request r = last_request(fx);
+    assert_int_equal(r.kind, MANAGEMENT_REQUEST_BROKER_ADD);
+    assert_int_equal(r.broker_id, 5);
+    assert_int_equal(http(fx, "DELETE", "/actuator/cluster/brokers/5")->status,
+                     202);
+    assert_int_equal(last_request(fx).kind, MANAGEMENT_REQUEST_BROKER_REMOVE);
+    assert_int_equal(post_json(fx, "/actuator/cluster/brokers/3/partitions/2",
+                               "{\"priority\":3}")
+                         ->status,
+                     202);
+    r = last_request(fx);
+    assert_int_equal(r.kind, MANAGEMENT_REQUEST_PARTITION_JOIN);
+    assert_int_equal(r.broker_id, 3);
+    assert_int_equal(r.partition_id, 2);
+    assert_int_equal(r.priority, 3);
+    assert_int_equal(
+        http(fx, "DELETE", "/actuator/cluster/partitions/7/brokers/1")->status,
+        202);
+    r = last_request(fx);
+    assert_int_equal(r.kind, MANAGEMENT_REQUEST_PARTITION_LEAVE);
+    assert_int_equal(r.broker_id, 1);
+    assert_int_equal(r.partition_id, 7);
+    assert_int_equal(http(fx, "DELETE", "/actuator/cluster/changes/12")->status,
+                     202);
+    r = last_request(fx);
+    assert_int_equal(r.kind, MANAGEMENT_REQUEST_CHANGE_CANCEL);
+    assert_int_equal(r.change_id, 12);
+
+    fake_reply(fx, 202, NULL, NULL);
+    assert_message(http(fx, "POST", "/actuator/cluster/brokers/x"), 400,
+                   "broker id 'x'");
+    assert_message(http(fx, "POST", "/actuator/cluster/brokers/99999999999"),
+                   400, "broker id");
+    assert_message(
+        http(fx, "DELETE", "/actuator/cluster/brokers/1/partitions/p"), 400,
+        "partition id 'p'");
+    assert_message(post_json(fx, "/actuator/cluster/brokers/1/partitions/1",
+                             "{\"priority\":0}"),
+                   400, "priority");
+    assert_message(post_json(fx, "/actuator/cluster/brokers/1/partitions/1",
+                             "{\"weight\":1}"),
+                   400, "priority");
+    assert_message(http(fx, "DELETE", "/actuator/cluster/changes/-1"), 400,
+                   "change id");
+    assert_int_equal(change_calls(fx), 0);
+
+    /* 501 (plain text) as Zeebe, 404 and 405. */
+    struct response *res = http(fx, "POST", "/actuator/cluster/partitions");
+    assert_int_equal(res->status, 501);
+    assert_non_null(strstr(res->head, "text/plain"));
+    assert_int_equal(http(fx, "POST", "/actuator/cluster/changes")->status,
+                     501);
+    assert_int_equal(
+        http(fx, "DELETE", "/actuator/cluster/changes/3?dryRun=true")->status,
+        501);
+    assert_error_body(http(fx, "GET", "/actuator/cluster/nope"), 404,
+                      "/actuator/cluster/nope");
+    assert_error_body(http(fx, "POST", "/actuator/cluster/brokers/1/x/2"), 404,
+                      "/actuator/cluster/brokers/1/x/2");
+    assert_error_body(http(fx, "GET", "/actuator/cluster/brokers/1"), 405,
+                      "/actuator/cluster/brokers/1");
+    assert_error_body(http(fx, "POST", "/actuator/cluster/changes/1"), 405,
+                      "/actuator/cluster/changes/1");
+    assert_int_equal(change_calls(fx), 0);
+
+    /* A provider failure is a 500 with a message. */
+    pthread_mutex_lock(&fx->mutex);
+    fx->change_code = -5;
+    pthread_mutex_unlock(&fx->mutex);
+    assert_message(http(fx, "POST", "/actuator/cluster/brokers/1"), 500,
+                   "code -5");
+}
+
+/* Exporters, exporting (Zeebe 8.4.7+ envelope) and rebalance. */
+static void test_exporter_routes(void **state)
+{
+    struct fixture *fx = *state;
+    fake_reply(fx, 200, "[{\"exporterId\":\"region0\",\"status\":\"ENABLED\"}]",
+               NULL);
+    struct response *res = http(fx, "GET", "/actuator/exporters");
+    assert_int_equal(res->status, 200);
+    assert_string_equal(
+        res->body, "[{\"exporterId\":\"region0\",\"status\":\"ENABLED\"}]");
+    assert_int_equal(last_request(fx).kind, MANAGEMENT_REQUEST_EXPORTERS_GET);
+
+    fake_reply(fx, 202, "{\"changeId\":4}", NULL);
+    assert_int_equal(
+        http(fx, "POST", "/actuator/exporters/region1/disable")->status, 202);
+    struct management_change_request r = last_request(fx);
+    assert_int_equal(r.kind, MANAGEMENT_REQUEST_EXPORTER_DISABLE);
+    assert_string_equal(r.exporter, "region1");
+    assert_int_equal(post_json(fx,
+                               "/actuator/exporters/region1/enable?dryRun=true",
+                               "{\"initializeFrom\" : \"region0\"}")
+                         ->status,
+                     202);
+    r = last_request(fx);
+    assert_int_equal(r.kind, MANAGEMENT_REQUEST_EXPORTER_ENABLE);
+    assert_true(r.dry_run);
+    assert_string_equal(r.initialize_from, "region0");
+    assert_int_equal(
+        http(fx, "POST", "/actuator/exporters/region1/enable")->status, 202);
+    assert_string_equal(last_request(fx).initialize_from, "");
+
+    fake_reply(fx, 202, NULL, NULL);
+    assert_message(post_json(fx, "/actuator/exporters/region1/enable",
+                             "{\"initializeFrom\":3}"),
+                   400, "initializeFrom");
+    assert_message(post_json(fx, "/actuator/exporters/region1/enable", "[]"),
+                   400, "initializeFrom");
+    assert_int_equal(change_calls(fx), 0);
+    assert_error_body(http(fx, "POST", "/actuator/exporters/region1/pause"),
+                      404, "/actuator/exporters/region1/pause");
+    assert_error_body(http(fx, "GET", "/actuator/exporters/region1/enable"),
+                      405, "/actuator/exporters/region1/enable");
+    assert_error_body(http(fx, "POST", "/actuator/exporters"), 405,
+                      "/actuator/exporters");
+
+    /* Exporting: HTTP 200 and the WebEndpointResponse envelope. */
+    fake_reply(fx, 204, NULL, NULL);
+    res = http(fx, "POST", "/actuator/exporting/pause");
+    assert_int_equal(res->status, 200);
+    assert_string_equal(res->body,
+                        "{\"body\":null,\"status\":204,\"contentType\":null}");
+    assert_int_equal(last_request(fx).kind, MANAGEMENT_REQUEST_EXPORTING_PAUSE);
+    assert_int_equal(
+        http(fx, "POST", "/actuator/exporting/pause?soft=true")->status, 200);
+    assert_int_equal(last_request(fx).kind,
+                     MANAGEMENT_REQUEST_EXPORTING_SOFT_PAUSE);
+    assert_int_equal(http(fx, "POST", "/actuator/exporting/resume")->status,
+                     200);
+    assert_int_equal(last_request(fx).kind,
+                     MANAGEMENT_REQUEST_EXPORTING_RESUME);
+    fake_reply(fx, 500, NULL, "partition 3 did not answer");
+    res = http(fx, "POST", "/actuator/exporting/resume");
+    assert_int_equal(res->status, 200);
+    assert_string_equal(res->body, "{\"body\":\"partition 3 did not answer\","
+                                   "\"status\":500,\"contentType\":null}");
+    assert_error_body(http(fx, "POST", "/actuator/exporting/stop"), 404,
+                      "/actuator/exporting/stop");
+    assert_error_body(http(fx, "GET", "/actuator/exporting/pause"), 405,
+                      "/actuator/exporting/pause");
+
+    fake_reply(fx, 200, NULL, NULL);
+    res = http(fx, "POST", "/actuator/rebalance");
+    assert_int_equal(res->status, 200);
+    assert_int_equal(res->body_len, 0);
+    assert_int_equal(last_request(fx).kind, MANAGEMENT_REQUEST_REBALANCE);
+    assert_error_body(http(fx, "GET", "/actuator/rebalance"), 405,
+                      "/actuator/rebalance");
+}
+
+/* A body above MANAGEMENT_BODY_MAX is refused by h2o (413) unseen. */
+static void test_body_limit(void **state)
+{
+    struct fixture *fx = *state;
+    size_t len = MANAGEMENT_BODY_MAX + 1;
+    char *body = malloc(len);
+    assert_non_null(body);
+    memset(body, ' ', len);
+    body[0] = '[';
+    body[len - 1] = ']';
+    fake_reply(fx, 202, NULL, NULL);
+    int fd = client_connect(fx->port);
+    char head[256];
+    int n = snprintf(head, sizeof(head),
+                     "POST /actuator/cluster/brokers HTTP/1.1\r\nHost: x\r\n"
+                     "Connection: close\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\n\r\n",
+                     len);
+    client_send(fd, head, (size_t)n);
+    /* h2o may answer before reading the body; the send may then fail. */
+    (void)send(fd, body, len, MSG_NOSIGNAL);
+    static struct response res;
+    client_receive(fd, &res);
+    close(fd);
+    assert_int_equal(res.status, 413);
+    assert_int_equal(change_calls(fx), 0);
+    free(body);
+}
+
+/* /actuator/partitions carries the exporter phase when the broker sets
+ * one. */
+static void test_partitions_exporter_phase(void **state)
+{
+    struct fixture *fx = *state;
+    fake_set(fx, true, 2, MANAGEMENT_ROLE_LEADER, MANAGEMENT_HEALTH_HEALTHY);
+    pthread_mutex_lock(&fx->mutex);
+    snprintf(fx->fake.partitions[0].exporter_phase,
+             sizeof(fx->fake.partitions[0].exporter_phase), "SOFT_PAUSED");
+    fx->fake.partitions[0].exported_position = 77;
+    pthread_mutex_unlock(&fx->mutex);
+    json_t *obj = response_json(http(fx, "GET", "/actuator/partitions"));
+    json_t *p1 = json_object_get(obj, "1");
+    json_t *p2 = json_object_get(obj, "2");
+    assert_string_equal(json_str(p1, "exporterPhase"), "SOFT_PAUSED");
+    assert_int_equal(json_int(p1, "exportedPosition"), 77);
+    assert_null(json_object_get(p2, "exporterPhase"));
+    assert_null(json_object_get(p2, "exportedPosition"));
+    json_decref(obj);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -689,6 +1098,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connection_limit,
                                         setup_two_connections, teardown),
         cmocka_unit_test(test_lifecycle_errors),
+        cmocka_unit_test_setup_teardown(test_scale_route, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_broker_partition_change_routes,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_exporter_routes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_body_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_partitions_exporter_phase, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

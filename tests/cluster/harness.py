@@ -292,7 +292,10 @@ class Cluster:
             raise AssertionError("tandem-local up failed (%d)\nstdout: %s\n"
                                  "stderr: %s" % (res.returncode, res.stdout,
                                                  res.stderr))
-        return cls.load(directory)
+        cluster = cls.load(directory)
+        # Restarted brokers get the same environment (exporters, ...).
+        cluster.extra_env = dict(extra_env or {})
+        return cluster
 
     @classmethod
     def load(cls, directory):
@@ -395,10 +398,12 @@ class Cluster:
     def restart(self, node_id, timeout_s=60):
         """Starts a stopped broker again with its config and waits for its
         /ready (and the gateways' topology); updates PIDs."""
+        env = dict(os.environ)
+        env.update(getattr(self, "extra_env", {}))
         res = subprocess.run([TANDEM_LOCAL, "start-broker", "--dir",
                               self.dir, "--id", str(node_id), "--timeout",
                               str(timeout_s)],
-                             capture_output=True, text=True,
+                             capture_output=True, text=True, env=env,
                              timeout=timeout_s + 30)
         self.reload()
         if res.returncode != 0:

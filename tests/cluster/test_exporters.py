@@ -20,6 +20,7 @@ What must hold (issue 5):
   acknowledged), and once the store is back it catches up.
 """
 
+import json
 import os
 import shutil
 import socket
@@ -27,6 +28,7 @@ import subprocess
 import tempfile
 import time
 import unittest
+import urllib.request
 
 import harness
 
@@ -183,6 +185,53 @@ class ExportersTest(unittest.TestCase):
                 what="the live store to have the new messages")
         finally:
             down.start()
+        self.wait_stores_equal(keys)
+
+    def post(self, node, path):
+        url = self.cluster.management_url(node) + path
+        req = urllib.request.Request(url, data=b"", method="POST")
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+
+    def phases(self):
+        out = {}
+        for n in self.cluster.broker_ids:
+            try:
+                parts = self.cluster.partitions(n)
+            except AssertionError:
+                continue
+            out[n] = {p["exporterPhase"] for p in parts.values()}
+        return out
+
+    def test_4_pause_and_resume(self):
+        gateway = self.cluster.state["gateways"][0]
+        other = next(n for n in self.cluster.broker_ids if n != gateway)
+        status, body = self.post(other, "/actuator/exporting/pause")
+        self.assertEqual(status, 200)
+        self.assertEqual(body, {"body": None, "status": 204,
+                                "contentType": None})
+        # The pause reaches every broker (the cluster configuration).
+        harness.wait_until(
+            lambda: all(v == {"PAUSED"} for v in self.phases().values())
+            and len(self.phases()) == 3, 20,
+            what="every partition of every broker PAUSED")
+        before = [s.records() for s in self.stores]
+        keys, failed = harness.publish_many(self.addr, 100, 8, 60, "exp4")
+        self.assertEqual(failed, 0, "processing continues while paused")
+        # It persists across a restart.
+        self.cluster.kill9(other)
+        self.cluster.restart(other)
+        harness.wait_until(lambda: self.phases().get(other) == {"PAUSED"},
+                           20, what="the restarted broker to be PAUSED")
+        time.sleep(2)
+        for s, b in zip(self.stores, before):
+            self.assertEqual(s.records(), b, "no new rows while paused")
+        status, body = self.post(gateway, "/actuator/exporting/resume")
+        self.assertEqual(status, 200)
+        self.assertEqual(body["status"], 204)
+        harness.wait_until(
+            lambda: all(v == {"EXPORTING"} for v in self.phases().values()),
+            20, what="every partition EXPORTING again")
         self.wait_stores_equal(keys)
 
 

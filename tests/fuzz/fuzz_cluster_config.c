@@ -9,7 +9,14 @@
  * non-empty, NUL-terminated message and a zeroed output; a success
  * validates, re-encodes, decodes back to an equal configuration whose
  * encoding is byte-identical (canonical form), and renders as the
- * GET /actuator/cluster JSON.
+ * GET /actuator/cluster JSON. A decoded configuration is then planned
+ * against a request drawn from the input's first bytes (scale, force,
+ * join, leave, exporters): the plan is 202 with a valid expected
+ * configuration, or 400/409 with a message; a 202 plan with operations is
+ * started and run to its end, staying valid at every step.
+ *
+ * The planner calls broker/placement.c (broker_cluster_config_lib links
+ * broker_config_lib for it).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +65,62 @@ static void outcome_check(int rv, const char *err)
     json_decref(j);
 }
 
+static struct cluster_config_plan plan;
+
+/* Plans a request drawn from data against cfg (valid) and runs it. */
+static void plan_check(const uint8_t *data, size_t size)
+{
+    uint32_t ids[8];
+    uint8_t b[12] = {0};
+    struct cluster_config_request req;
+    char err[CLUSTER_CONFIG_ERRMSG_SIZE];
+    int rv;
+
+    memcpy(b, data, size < sizeof(b) ? size : sizeof(b));
+    memset(&req, 0, sizeof(req));
+    req.kind = 1 + b[0] % 7;
+    req.force = (b[1] & 1) != 0;
+    req.replication_factor = b[2] % 5;
+    req.broker_count = b[3] % 9;
+    for (uint32_t k = 0; k < 8; k++) {
+        ids[k] = b[4 + k] % 10;
+    }
+    req.brokers = ids;
+    req.broker_id = b[4] % 10;
+    req.partition_id = b[5] % 6;
+    req.priority = b[6] % 4;
+    req.exporter = cfg.exporter_count > 0
+                       ? cfg.exporters[b[7] % cfg.exporter_count]
+                       : "none";
+    req.initialize_from = cfg.exporter_count > 0 && (b[8] & 1)
+                              ? cfg.exporters[b[8] % cfg.exporter_count]
+                              : NULL;
+    rv = cluster_config_plan(&cfg, &req, &plan);
+    CHECK((rv == 0) == (plan.http_status == 202));
+    if (rv != 0) {
+        CHECK(plan.http_status == 400 || plan.http_status == 409);
+        CHECK(plan.message[0] != '\0');
+        return;
+    }
+    CHECK(cluster_config_validate(&plan.expected, NULL, 0) == 0);
+    if (plan.change.op_count == 0) {
+        return;
+    }
+    CHECK(cluster_config_change_start(&cfg, &plan, 1000) > 0);
+    for (uint32_t k = 0; k <= CLUSTER_CONFIG_OPERATIONS_MAX; k++) {
+        rv = cluster_config_op_complete(&cfg, 2000 + k, err, sizeof(err));
+        CHECK(rv >= 0);
+        CHECK(cluster_config_validate(&cfg, NULL, 0) == 0);
+        if (rv == 1) {
+            break;
+        }
+    }
+    CHECK(rv == 1);
+    CHECK(cfg.member_count == plan.expected.member_count);
+    CHECK(memcmp(cfg.members, plan.expected.members,
+                 cfg.member_count * sizeof(cfg.members[0])) == 0);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char err[CLUSTER_CONFIG_ERRMSG_SIZE];
@@ -67,9 +130,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rv = cluster_config_decode(data, size, &cfg, err, sizeof(err));
     outcome_check(rv, err);
 
+    if (rv == 0) {
+        plan_check(data, size);
+    }
+
     err[0] = '\0';
     rv = cluster_config_from_json((const char *)data, size, &cfg, err,
                                   sizeof(err));
     outcome_check(rv, err);
+    if (rv == 0) {
+        plan_check(data, size);
+    }
     return 0;
 }
