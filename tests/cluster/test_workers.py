@@ -98,9 +98,8 @@ class WorkersTest(unittest.TestCase):
         log = json.loads(out.strip().splitlines()[-1])
         created = set(log["created"])
         finished = set(log["finished"])
-        self.assertLess(killed_at, INSTANCES, "the kill came too late")
-        self.assertLess(restarted_at, len(created),
-                        "no instance was created after the restart")
+        self.assertLess(killed_at, len(created),
+                        "no instance was created after the kill")
         self.assertGreaterEqual(len(created), INSTANCES * 0.9,
                                 "created %d, errors %s"
                                 % (len(created), log["errors"]))

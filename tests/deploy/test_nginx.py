@@ -116,6 +116,22 @@ def upstreams_in_log(path):
     return out
 
 
+def settled_count(path, timeout_s=5.0):
+    """len(upstreams_in_log(path)) once it has not changed for 0.3 s."""
+    deadline = time.monotonic() + timeout_s
+    last = len(upstreams_in_log(path))
+    stable_since = time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        n = len(upstreams_in_log(path))
+        if n != last:
+            last = n
+            stable_since = time.monotonic()
+        elif time.monotonic() - stable_since >= 0.3:
+            break
+    return last
+
+
 def upstreams_settled(path, want, timeout_s=5.0):
     """upstreams_in_log(path) once it holds at least want entries: nginx
     writes a request's access-log line when it finalizes the request,
@@ -228,7 +244,10 @@ class NginxTest(unittest.TestCase):
         for name in ("grpc", "rest", "management"):
             path = os.path.join(d, "tandem-%s.log" % name)
             setattr(cls, "log_" + name, path)
-        cls.rest_skip = len(upstreams_in_log(cls.log_rest))
+        # nginx writes a request's log line when it finalizes the request,
+        # which may come just after the client's answer: wait until the
+        # count stops growing (bounded) before taking it as the baseline.
+        cls.rest_skip = settled_count(cls.log_rest)
 
     @classmethod
     def tearDownClass(cls):
@@ -303,9 +322,8 @@ class NginxTest(unittest.TestCase):
         gw0 = self.gateways[0]["proc"]
         gw0.send_signal(signal.SIGKILL)
         gw0.wait(timeout=10)
-        time.sleep(0.2)  # earlier requests' log lines are written
-        grpc_before = len(upstreams_in_log(self.log_grpc))
-        rest_before = len(upstreams_in_log(self.log_rest))
+        grpc_before = settled_count(self.log_grpc)
+        rest_before = settled_count(self.log_rest)
         for _ in range(REQUESTS):
             self.zbctl_status()
             self.rest_topology()
