@@ -901,17 +901,28 @@ static bool job_push(struct load_run *run, int64_t key, uint64_t t0_ns)
 }
 
 /* Reads "t0" (written by CreateProcessInstance) from a job's variables;
- * 0 when absent. The variables are the server's JSON object with only
- * t0 fetched, for example {"t0":123}. */
+ * 0 when absent or not a non-negative number. The variables are the
+ * server's JSON object with only t0 fetched, for example {"t0":123}; a
+ * server that keeps numbers as doubles may write 1.23E11 instead, which
+ * is read as a double (exact below 2^53 ns, 104 days of uptime). */
 static uint64_t job_t0(const char *variables)
 {
     const char *p = variables != NULL ? strstr(variables, "\"t0\"") : NULL;
+    char *end = NULL;
+    uint64_t v = 0;
     if (p == NULL)
         return 0;
     p += 4;
     while (*p == ' ' || *p == ':')
         p++;
-    return strtoull(p, NULL, 10);
+    if (*p < '0' || *p > '9')
+        return 0;
+    v = strtoull(p, &end, 10);
+    if (*end == '.' || *end == 'e' || *end == 'E') {
+        double d = strtod(p, NULL);
+        return d >= 0 && d < 1.8e19 ? (uint64_t)d : 0;
+    }
+    return v;
 }
 
 /* Parses every complete gRPC message in an ActivateJobs stream's buffer;
