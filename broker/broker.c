@@ -58,6 +58,10 @@
 #define BROKER_REQUESTS_MAX 4096
 #define BROKER_TICK_MS 5
 #define BROKER_HELD_MAX 65536
+/* The cluster change executor runs this often (and after every new
+ * configuration), and completes at most this many operations per run. */
+#define BROKER_EXECUTE_MS 100
+#define BROKER_EXECUTE_OPS_MAX 64
 
 /* A message copied out of an update, waiting for its batch to commit. */
 struct held_message {
@@ -84,6 +88,8 @@ struct broker_part {
     raft_term term;
     uint64_t leaderless_since; /* loop time the leader became unknown, 0:
                                   a leader is known */
+    uint64_t forced_change; /* id of the change whose forced
+                               reconfiguration this replica applied */
 };
 
 /* A client request in flight: the broker's id for it and where the answer
@@ -135,6 +141,10 @@ struct broker {
     uv_timer_t snapshot_timer;
     uint64_t last_expire;     /* loop time of the last request sweep */
     uint64_t last_distribute; /* loop time distributions were last sent */
+    uint64_t last_execute;    /* loop time the cluster change executor ran */
+    bool execute_due;         /* a new configuration arrived: run it soon */
+    uint64_t change_logged;   /* (change id << 12 | op) last logged as
+                                 waiting, to log each once */
     uv_check_t check;
 
     struct broker_request *requests;
@@ -208,6 +218,7 @@ static uint64_t request_add(struct broker *b, uint64_t conn_id,
 
 static void broker_send_ack(struct broker *b, const struct broker_request *r);
 static void broker_distribute(struct broker *b, uint64_t now);
+static void broker_cluster_execute(struct broker *b);
 
 static void request_answer(void *data, uint64_t request_id,
                            const Tandem__Command__Response *resp)
@@ -649,6 +660,9 @@ static void broker_tick(uv_timer_t *t)
     }
     broker_expire_requests(b, now);
     broker_distribute(b, now);
+    if (b->execute_due || now - b->last_execute >= BROKER_EXECUTE_MS) {
+        broker_cluster_execute(b);
+    }
     if (now - b->last_export_flush >= 250) {
         b->last_export_flush = now;
         for (uint32_t i = 0; i < b->part_count; i++) {
@@ -760,6 +774,7 @@ static int broker_on_cluster_config(void *data, uint32_t from,
     if (rv == 0) {
         b->cluster = *next;
         broker_export_set_phase(b->exports, broker_phase_of(&b->cluster));
+        b->execute_due = true; /* not from inside the transport callback */
         fprintf(stderr, "broker %u: adopted cluster configuration version "
                 "%" PRIu64 " from node %u\n", b->cfg.node_id, version,
                 from - 1);
@@ -846,9 +861,18 @@ static void broker_answer_topology(struct broker *b, uint64_t conn_id,
     }
     topo.node_id = b->cfg.node_id;
     topo.cluster_name = b->cfg.cluster_name;
-    topo.cluster_size = b->cfg.cluster_size;
-    topo.partitions_count = b->cfg.partitions_count;
-    topo.replication_factor = b->cfg.replication_factor;
+    /* From the cluster configuration, which follows changes: after a
+     * forced removal the members shrink and the replication factor
+     * reported is the smallest replica count of any partition. */
+    topo.cluster_size = b->cluster.member_count;
+    topo.partitions_count = b->cluster.partitions_count;
+    topo.replication_factor = b->cluster.replication_factor;
+    for (uint32_t i = 0; i < b->cluster.partitions_count; i++) {
+        uint32_t rc = b->cluster.partitions[i].replica_count;
+        if (rc > 0 && rc < topo.replication_factor) {
+            topo.replication_factor = rc;
+        }
+    }
     topo.config_version = b->cluster.version;
     topo.version = (char *)TANDEM_VERSION;
     /* Ourselves first, then every member the transport knows alive. */
@@ -1230,7 +1254,383 @@ static int broker_cluster_adopt(struct broker *b,
     }
     b->cluster = *next;
     broker_export_set_phase(b->exports, broker_phase_of(&b->cluster));
+    b->execute_due = true;
     return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Executing cluster changes
+ *
+ * The configuration carries the change in progress; every broker sees it
+ * (gossip) and does its local part of it, and exactly one broker completes
+ * each operation: the operation's broker_id (the replica for exporter
+ * operations, the executing replica for PARTITION_FORCE_RECONFIGURE, the
+ * coordinator for the BROKER_REMOVE of a forced removal). It completes an
+ * operation only when it is the next one in its own configuration, so the
+ * versions form one line: nobody else writes the configuration while a
+ * change runs (new changes and exporting pause/resume are refused then),
+ * and a completion is a new version made locally, saved and gossiped
+ * (broker_cluster_adopt). Completion rules:
+ *
+ *   PARTITION_DISABLE/ENABLE_EXPORTER (b, p): broker b once its replica
+ *     of p is settled: as follower at once (followers only know the state
+ *     from the configuration); as leader once the exporter left (joined)
+ *     its director and the partition state has committed the row's
+ *     DELETE (initialising UPDATE). A replica that becomes leader later
+ *     settles the row from its configuration the same way.
+ *   PARTITION_FORCE_RECONFIGURE (p, N): every replica on N sends
+ *     RAFT_EVENT_FORCE with N (raft ids = broker ids + 1, priorities of
+ *     the configuration) once, as soon as it sees the change, for every
+ *     such operation not yet completed (so partitions elect in parallel);
+ *     the executing replica completes the operation once its raft node
+ *     knows a leader, has N as voters and no uncommitted configuration:
+ *     a leader elected under N has committed N to the log.
+ *   BROKER_REMOVE of a forced removal: the coordinator, at once.
+ *
+ * Broken cases end the change FAILED (lastChange says so): an exporter to
+ * enable that this broker does not configure, or initialised from one of
+ * another type.
+ * --------------------------------------------------------------------- */
+
+static int64_t broker_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The operation in progress, or NULL. */
+static const struct cluster_config_op *
+broker_change_current(const struct cluster_config *c)
+{
+    if (c->pending.status != CLUSTER_CONFIG_CHANGE_IN_PROGRESS ||
+        c->pending.completed_count >= c->pending.op_count) {
+        return NULL;
+    }
+    return &c->pending.ops[c->pending.completed_count];
+}
+
+static bool broker_op_is_exporter(const struct cluster_config_op *op)
+{
+    return op->type == CLUSTER_CONFIG_OP_PARTITION_DISABLE_EXPORTER ||
+           op->type == CLUSTER_CONFIG_OP_PARTITION_ENABLE_EXPORTER;
+}
+
+/* Fills want[0..count) for this broker's replica of partition bp from the
+ * configuration, with the operation in progress applied when it is this
+ * replica's. Returns false when this broker is no replica of bp in the
+ * configuration (nothing to want). */
+static bool broker_want_of(struct broker *b, const struct broker_part *bp,
+                           struct broker_export_want *want, uint32_t count)
+{
+    const struct cluster_config *c = &b->cluster;
+    const struct cluster_config_partition *cp;
+    const struct cluster_config_replica *r = NULL;
+    const struct cluster_config_op *op = broker_change_current(c);
+
+    assert(bp->id >= 1);
+    if (bp->id > c->partitions_count) {
+        return false;
+    }
+    cp = &c->partitions[bp->id - 1];
+    for (uint32_t j = 0; j < cp->replica_count; j++) {
+        if (cp->replicas[j].node_id == b->cfg.node_id) {
+            r = &cp->replicas[j];
+        }
+    }
+    if (r == NULL) {
+        return false;
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        int e = cluster_config_exporter_find(c, b->cfg.exporters[i].id);
+        const struct cluster_config_replica_exporter *st;
+        want[i].enabled = true;
+        want[i].metadata_version = 0;
+        want[i].initialize_from = -1;
+        if (e < 0) {
+            continue; /* NEVER: broker_init adds every configured one */
+        }
+        st = &r->exporters[e];
+        want[i].enabled = st->state == CLUSTER_CONFIG_EXPORTER_ENABLED;
+        want[i].metadata_version = st->metadata_version;
+        if (st->initialized_from > 0) {
+            want[i].initialize_from = broker_export_find(
+                b->exports, c->exporters[st->initialized_from - 1]);
+        }
+        if (op != NULL && broker_op_is_exporter(op) &&
+            op->broker_id == b->cfg.node_id && op->partition_id == bp->id &&
+            op->exporter == (uint8_t)e) {
+            want[i].enabled =
+                op->type == CLUSTER_CONFIG_OP_PARTITION_ENABLE_EXPORTER;
+            if (want[i].enabled) {
+                want[i].metadata_version = st->metadata_version + 1u;
+                want[i].initialize_from =
+                    op->initialize_from > 0
+                        ? broker_export_find(
+                              b->exports,
+                              c->exporters[op->initialize_from - 1])
+                        : -1;
+            }
+        }
+        if (want[i].initialize_from == (int32_t)i) {
+            want[i].initialize_from = -1; /* NEVER: the planner refuses */
+        }
+    }
+    return true;
+}
+
+/* Brings this broker's exporters of partition bp toward the configuration.
+ * Returns 1 when settled, 0 while not, negative on error. */
+static int broker_exporters_settle(struct broker *b, struct broker_part *bp)
+{
+    struct broker_export_want want[BROKER_EXPORTERS_MAX];
+    uint32_t count = broker_export_count(b->exports);
+    bool queued = false;
+    int rv;
+
+    if (bp->exp == NULL || count == 0 ||
+        !broker_want_of(b, bp, want, count)) {
+        return 1;
+    }
+    rv = broker_export_want_set(bp->exp, want, count, &queued);
+    if (queued) {
+        bp->dirty = true;
+    }
+    return rv;
+}
+
+/* The voter set of a raft configuration equals the broker ids ids[0..n). */
+static bool broker_voters_equal(const struct raft_config *rc,
+                                const uint16_t *ids, uint32_t n)
+{
+    uint32_t voters = 0;
+
+    if (rc == NULL || rc->old_count != 0) {
+        return false;
+    }
+    for (uint32_t k = 0; k < rc->count; k++) {
+        if (rc->members[k].role == RAFT_VOTER) {
+            voters++;
+        }
+    }
+    if (voters != n) {
+        return false;
+    }
+    for (uint32_t k = 0; k < n; k++) {
+        const struct raft_member *m = raft_config_member(rc, raft_id_of(ids[k]));
+        if (m == NULL || m->role != RAFT_VOTER) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Sends RAFT_EVENT_FORCE for every forced reconfiguration of the change
+ * in progress that this broker is a survivor of, once per change. */
+static void broker_force_apply(struct broker *b)
+{
+    const struct cluster_config_change *ch = &b->cluster.pending;
+
+    if (ch->status != CLUSTER_CONFIG_CHANGE_IN_PROGRESS) {
+        return;
+    }
+    for (uint32_t k = ch->completed_count; k < ch->op_count; k++) {
+        const struct cluster_config_op *op = &ch->ops[k];
+        const struct cluster_config_partition *cp;
+        struct broker_part *bp;
+        struct raft_config rc;
+        struct raft_event ev;
+        bool survivor = false;
+        int rv = 0;
+
+        if (op->type != CLUSTER_CONFIG_OP_PARTITION_FORCE_RECONFIGURE) {
+            continue;
+        }
+        bp = broker_part_find(b, op->partition_id);
+        for (uint32_t j = 0; j < op->broker_count; j++) {
+            survivor = survivor || op->brokers[j] == b->cfg.node_id;
+        }
+        if (bp == NULL || !survivor || bp->forced_change == ch->id) {
+            continue;
+        }
+        bp->forced_change = ch->id;
+        if (broker_voters_equal(raft_node_config(bp->part.raft), op->brokers,
+                                op->broker_count)) {
+            continue; /* forced before (a restart) or already in the log */
+        }
+        cp = &b->cluster.partitions[op->partition_id - 1];
+        raft_config_init(&rc);
+        for (uint32_t j = 0; j < op->broker_count && rv == 0; j++) {
+            uint8_t priority = 1;
+            for (uint32_t r = 0; r < cp->replica_count; r++) {
+                if (cp->replicas[r].node_id == op->brokers[j]) {
+                    priority = cp->replicas[r].priority;
+                }
+            }
+            rv = raft_config_add(&rc, raft_id_of(op->brokers[j]), RAFT_VOTER,
+                                 priority);
+        }
+        if (rv == 0) {
+            memset(&ev, 0, sizeof(ev));
+            ev.type = RAFT_EVENT_FORCE;
+            ev.force.config = &rc;
+            ev.now = broker_now(b);
+            rv = raft_node_step(bp->part.raft, &ev, NULL);
+            bp->dirty = true;
+        }
+        fprintf(stderr, "broker %u: partition %u: forced reconfiguration to "
+                "%u member(s) (change %" PRIu64 "): %s\n", b->cfg.node_id,
+                bp->id, op->broker_count, ch->id,
+                rv == 0 ? "applied" : raft_strerror(rv));
+    }
+}
+
+/* Whether this broker may complete op (it is the next one) now. Returns 1
+ * yes, 0 not yet, or a negative value with why[] set: the change must
+ * fail. */
+static int broker_op_done(struct broker *b, const struct cluster_config_op *op,
+                          char *why, size_t why_len)
+{
+    struct broker_part *bp;
+
+    switch (op->type) {
+    case CLUSTER_CONFIG_OP_BROKER_FORCE_REMOVE:
+        return 1; /* the configuration is all there is to change */
+    case CLUSTER_CONFIG_OP_PARTITION_FORCE_RECONFIGURE:
+        bp = broker_part_find(b, op->partition_id);
+        if (bp == NULL) {
+            snprintf(why, why_len, "broker %u does not host partition %u to "
+                     "reconfigure it", b->cfg.node_id, op->partition_id);
+            return -1;
+        }
+        return raft_node_leader(bp->part.raft) != 0 &&
+               broker_voters_equal(raft_node_config(bp->part.raft),
+                                   op->brokers, op->broker_count) &&
+               !raft_node_changing(bp->part.raft);
+    case CLUSTER_CONFIG_OP_PARTITION_DISABLE_EXPORTER:
+    case CLUSTER_CONFIG_OP_PARTITION_ENABLE_EXPORTER: {
+        const char *id = b->cluster.exporters[op->exporter];
+        int i = broker_export_find(b->exports, id);
+        bool enable = op->type == CLUSTER_CONFIG_OP_PARTITION_ENABLE_EXPORTER;
+        if (i < 0) {
+            if (!enable) {
+                return 1; /* nothing runs it here */
+            }
+            snprintf(why, why_len, "Exporter configuration of '%s' not found "
+                     "on broker %u", id, b->cfg.node_id);
+            return -1;
+        }
+        if (enable && op->initialize_from > 0) {
+            const char *from = b->cluster.exporters[op->initialize_from - 1];
+            int f = broker_export_find(b->exports, from);
+            if (f < 0 || !broker_export_same_type(b->exports, (uint32_t)i,
+                                                  (uint32_t)f)) {
+                snprintf(why, why_len, "Exporter '%s' is not of the same "
+                         "type as exporter '%s'. Cannot initialize from a "
+                         "different type of exporter", id, from);
+                return -1;
+            }
+        }
+        bp = broker_part_find(b, op->partition_id);
+        if (bp == NULL) {
+            return 1; /* NEVER: a replica hosts its partition */
+        }
+        return broker_exporters_settle(b, bp) == 1;
+    }
+    default:
+        snprintf(why, why_len, "this broker does not execute %s operations",
+                 cluster_config_op_name(op->type));
+        return -1;
+    }
+}
+
+/* One run of the executor: local parts first (exporter states of every
+ * hosted partition, forced reconfigurations), then completes the
+ * operations in progress that are this broker's, one after the other. */
+static void broker_cluster_execute(struct broker *b)
+{
+    struct cluster_config *next = NULL;
+    char err[CLUSTER_CONFIG_ERRMSG_SIZE];
+
+    b->execute_due = false;
+    b->last_execute = broker_now(b);
+    if (!b->started || b->closing) {
+        return;
+    }
+    for (uint32_t i = 0; i < b->part_count; i++) {
+        (void)broker_exporters_settle(b, &b->parts[i]);
+    }
+    broker_force_apply(b);
+    for (uint32_t n = 0; n < BROKER_EXECUTE_OPS_MAX; n++) {
+        const struct cluster_config_op *op = broker_change_current(&b->cluster);
+        uint64_t change_id = b->cluster.pending.id;
+        uint32_t index = b->cluster.pending.completed_count;
+        int done;
+        int rv;
+
+        if (op == NULL || op->broker_id != b->cfg.node_id) {
+            break;
+        }
+        err[0] = '\0';
+        done = broker_op_done(b, op, err, sizeof(err));
+        if (done == 0) {
+            uint64_t tag = change_id << 12 | (index & 0xfffu);
+            if (b->change_logged != tag) {
+                b->change_logged = tag;
+                fprintf(stderr, "broker %u: change %" PRIu64 ": waiting for "
+                        "operation %u (%s, partition %u)\n", b->cfg.node_id,
+                        change_id, index + 1, cluster_config_op_name(op->type),
+                        op->partition_id);
+            }
+            break;
+        }
+        if (next == NULL) {
+            next = malloc(sizeof(*next));
+            if (next == NULL) {
+                break; /* UNTESTED: out of memory; the next run retries */
+            }
+        }
+        *next = b->cluster;
+        if (done > 0) {
+            rv = cluster_config_op_complete(next, broker_wall_ms(), err,
+                                            sizeof(err));
+            if (rv < 0) {
+                *next = b->cluster;
+                done = -1;
+            }
+        }
+        if (done < 0) {
+            fprintf(stderr, "broker %u: change %" PRIu64 " FAILED at "
+                    "operation %u (%s): %s\n", b->cfg.node_id, change_id,
+                    index + 1, cluster_config_op_name(op->type), err);
+            rv = cluster_config_change_finish(next, change_id,
+                                              CLUSTER_CONFIG_CHANGE_FAILED,
+                                              broker_wall_ms(), err,
+                                              sizeof(err));
+            if (rv != 0) {
+                break; /* NEVER: the change is in progress */
+            }
+        }
+        rv = broker_cluster_adopt(b, next, err, sizeof(err));
+        if (rv != 0) {
+            fprintf(stderr, "broker %u: change %" PRIu64 ": cannot record "
+                    "operation %u: %s\n", b->cfg.node_id, change_id,
+                    index + 1, err);
+            break;
+        }
+        if (b->cluster.pending.status != CLUSTER_CONFIG_CHANGE_IN_PROGRESS) {
+            fprintf(stderr, "broker %u: change %" PRIu64 " %s\n",
+                    b->cfg.node_id, change_id,
+                    b->cluster.last.status == CLUSTER_CONFIG_CHANGE_COMPLETED
+                        ? "COMPLETED"
+                        : "FAILED");
+        }
+        /* the next operation's local part may need the new version */
+        for (uint32_t i = 0; i < b->part_count; i++) {
+            (void)broker_exporters_settle(b, &b->parts[i]);
+        }
+    }
+    free(next);
 }
 
 /* The cluster operation routes of the management port. */
@@ -1260,6 +1660,16 @@ static int broker_change(void *data, const struct management_change_request *req
                     : req->kind == MANAGEMENT_REQUEST_EXPORTING_SOFT_PAUSE
                         ? CLUSTER_CONFIG_EXPORTING_SOFT_PAUSED
                         : CLUSTER_CONFIG_EXPORTING;
+        if (b->cluster.pending.status == CLUSTER_CONFIG_CHANGE_IN_PROGRESS) {
+            /* The broker completing the change writes the configuration
+             * meanwhile; a second writer could fork the versions. */
+            out->status = 409;
+            snprintf(out->message, sizeof(out->message),
+                     "Cannot change exporting while configuration change %"
+                     PRIu64 " is in progress; retry once it completed",
+                     b->cluster.pending.id);
+            return 0;
+        }
         next = malloc(sizeof(*next));
         if (next == NULL) {
             return -ENOMEM;
@@ -1333,13 +1743,66 @@ static int broker_change(void *data, const struct management_change_request *req
         out->body = body;
         return 0;
     }
+    if (!(req->kind == MANAGEMENT_REQUEST_EXPORTER_ENABLE ||
+          req->kind == MANAGEMENT_REQUEST_EXPORTER_DISABLE ||
+          (req->kind == MANAGEMENT_REQUEST_SCALE && req->force))) {
+        free(plan);
+        /* Scaling with joins and leaves, adding and removing brokers are
+         * not executed yet: refuse rather than record a change nothing
+         * would ever complete. */
+        out->status = 501;
+        snprintf(out->message, sizeof(out->message),
+                 "the change was planned (see dryRun=true) but this broker "
+                 "does not execute this kind of change yet (only exporter "
+                 "enable/disable and force removal)");
+        return 0;
+    }
+    if (plan->coordinator != b->cfg.node_id) {
+        /* One writer per change: the coordinator starts it (Zeebe's
+         * gateway forwards to it; here the operator asks it directly). */
+        out->status = 502;
+        snprintf(out->message, sizeof(out->message),
+                 "broker %u coordinates this change; send the request to its "
+                 "management port", plan->coordinator);
+        free(plan);
+        return 0;
+    }
+    next = malloc(sizeof(*next));
+    if (next == NULL) {
+        free(plan);
+        return -ENOMEM;
+    }
+    *next = b->cluster;
+    {
+        int64_t id = cluster_config_change_start(next, plan, broker_wall_ms());
+        if (id <= 0) {
+            free(next);
+            free(plan);
+            out->status = 500;
+            snprintf(out->message, sizeof(out->message),
+                     "the planned change could not be recorded");
+            return 0;
+        }
+        rv = cluster_config_plan_to_json(&b->cluster, plan, (uint64_t)id,
+                                         &body);
+        if (rv != 0) {
+            free(next);
+            free(plan);
+            return -ENOMEM;
+        }
+    }
+    rv = broker_cluster_adopt(b, next, out->message, sizeof(out->message));
+    free(next);
     free(plan);
-    /* Executing membership and exporter changes is not built yet: refuse
-     * rather than record a change nothing would ever complete. */
-    out->status = 501;
-    snprintf(out->message, sizeof(out->message),
-             "the change was planned (see dryRun=true) but this broker does "
-             "not execute cluster changes yet");
+    if (rv != 0) {
+        json_decref(body);
+        out->status = 500;
+        return 0;
+    }
+    fprintf(stderr, "broker %u: change %" PRIu64 " started (%u operations)\n",
+            b->cfg.node_id, b->cluster.pending.id, b->cluster.pending.op_count);
+    out->status = 202;
+    out->body = body;
     return 0;
 }
 

@@ -10,6 +10,14 @@
  *
  * EXPORTER records (the bookkeeping written by broker_export_flush()) are
  * never offered to exporters, so acknowledging cannot feed itself.
+ *
+ * Enable/disable: each partition keeps the wanted state of every exporter
+ * (broker_export_want_set(); all enabled at metadata version 0 until told
+ * otherwise). A disabled exporter is left out of the director, of the
+ * flushes (a late acknowledgement cannot re-create its row) and of the
+ * compaction bound. State commands (DELETE, or the initialising UPDATE)
+ * are queued once per exporter and raft term: a new term means a new
+ * leadership, whose queue starts empty, so the command is queued again.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "broker/export.h"
@@ -35,11 +43,27 @@ struct export_ack {
     size_t metadata_len;
 };
 
+/* What was last queued to move an exporter's row toward its want. */
+enum export_cmd {
+    EXPORT_CMD_NONE = 0,
+    EXPORT_CMD_DELETE = 1,
+    EXPORT_CMD_INIT = 2,
+};
+
 struct broker_export_partition {
     struct broker_export *x;
     struct partition *p;
     struct exporter_director *director; /* NULL unless leading */
     struct export_ack acks[BROKER_EXPORTERS_MAX];
+    struct broker_export_want want[BROKER_EXPORTERS_MAX];
+    uint32_t row_version[BROKER_EXPORTERS_MAX]; /* metadata version of
+                                                   the row when the
+                                                   exporter joined the
+                                                   director (flushes keep
+                                                   it) */
+    uint8_t cmd[BROKER_EXPORTERS_MAX];          /* enum export_cmd */
+    uint32_t cmd_version[BROKER_EXPORTERS_MAX]; /* EXPORT_CMD_INIT's */
+    uint64_t cmd_term[BROKER_EXPORTERS_MAX];    /* raft term it went in */
 };
 
 struct broker_export {
@@ -262,8 +286,8 @@ static void export_acknowledged(void *data, const char *exporter_id,
     struct export_ack *a;
     void *copy = NULL;
 
-    if (i < 0) {
-        return;
+    if (i < 0 || !xp->want[i].enabled) {
+        return; /* a late acknowledgement of a disabled exporter */
     }
     a = &xp->acks[i];
     if (metadata_len > 0) {
@@ -297,6 +321,10 @@ int broker_export_partition_new(struct broker_export *x, struct partition *p,
     }
     xp->x = x;
     xp->p = p;
+    for (uint32_t i = 0; i < BROKER_EXPORTERS_MAX; i++) {
+        xp->want[i].enabled = true;
+        xp->want[i].initialize_from = -1;
+    }
     x->parts[x->part_count++] = xp;
     *out = xp;
     return 0;
@@ -309,6 +337,82 @@ static void export_director_closed(struct exporter_director *d)
     assert(x->closing_left > 0);
     x->closing_left--;
     export_maybe_done(x);
+}
+
+/* Whether the director runs exporter id (an enabled slot). */
+static bool export_director_has(struct exporter_director *d, const char *id)
+{
+    for (size_t k = 0; k < EXPORTER_DIRECTOR_EXPORTERS_MAX; k++) {
+        struct exporter_director_info info;
+        if (exporter_director_info(d, k, &info) && info.enabled &&
+            strcmp(info.id, id) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Adds exporter i to the leader's director d, resuming from the position
+ * and metadata of its committed row. Returns 0 (added, or running
+ * already), 1 (not now: disabled, or its row still needs initialising),
+ * or a negative error (logged; retried by the next want_set). */
+static int export_add_one(struct broker_export_partition *xp,
+                          struct exporter_director *d, uint32_t i)
+{
+    struct broker_export *x = xp->x;
+    const struct broker_exporter_config *c = &x->cfg->exporters[i];
+    const struct broker_export_want *w = &xp->want[i];
+    uint32_t pid = xp->p->opt.partition_id;
+    struct exporter_director_exporter e;
+    char err[EXPORTER_ERRMSG_MAX];
+    void *meta = NULL;
+    size_t meta_len = 0;
+    int64_t position = -1;
+    uint32_t version = 0;
+    int rv;
+
+    assert(i < x->count);
+    if (!w->enabled) {
+        return 1;
+    }
+    if (export_director_has(d, c->id)) {
+        return 0;
+    }
+    rv = engine_exporter_get(xp->p->engine, c->id, &position, &meta,
+                             &meta_len, &version);
+    if (rv < 0) {
+        return rv; /* UNTESTED: state unreadable */
+    }
+    if (version < w->metadata_version) {
+        free(meta);
+        return 1; /* export_want_one() initialises the row first */
+    }
+    memset(&e, 0, sizeof(e));
+    rv = exporter_type_configure(&x->types[i], c->id, pid, x->args[i],
+                                 c->arg_count, &e.instance, &e.filter, err,
+                                 sizeof(err));
+    if (rv != 0) {
+        fprintf(stderr, "partition %u: exporter %s: %s\n", pid, c->id, err);
+        free(meta);
+        return rv;
+    }
+    e.id = c->id;
+    e.def = x->types[i].def;
+    e.position = position;
+    e.metadata = meta;
+    e.metadata_len = meta_len;
+    rv = exporter_director_add(d, &e);
+    if (rv != 0) {
+        if (rv != EXPORTER_E_BUSY) {
+            fprintf(stderr, "partition %u: exporter %s: %s\n", pid, c->id,
+                    exporter_strerror(rv));
+        }
+        e.def->close(e.instance);
+    } else {
+        xp->row_version[i] = version;
+    }
+    free(meta);
+    return rv;
 }
 
 void broker_export_lead(struct broker_export_partition *xp)
@@ -338,38 +442,7 @@ void broker_export_lead(struct broker_export_partition *xp)
     }
     d->data = x;
     for (uint32_t i = 0; i < x->count; i++) {
-        const struct broker_exporter_config *c = &x->cfg->exporters[i];
-        struct exporter_director_exporter e;
-        char err[EXPORTER_ERRMSG_MAX];
-        void *meta = NULL;
-        size_t meta_len = 0;
-        int64_t position = -1;
-        int rv;
-
-        memset(&e, 0, sizeof(e));
-        (void)engine_exporter_get(xp->p->engine, c->id, &position, &meta,
-                                  &meta_len, NULL);
-        rv = exporter_type_configure(&x->types[i], c->id, pid, x->args[i],
-                                     c->arg_count, &e.instance, &e.filter,
-                                     err, sizeof(err));
-        if (rv != 0) {
-            fprintf(stderr, "partition %u: exporter %s: %s\n", pid, c->id,
-                    err);
-            free(meta);
-            continue;
-        }
-        e.id = c->id;
-        e.def = x->types[i].def;
-        e.position = position;
-        e.metadata = meta;
-        e.metadata_len = meta_len;
-        rv = exporter_director_add(d, &e);
-        if (rv != 0) {
-            fprintf(stderr, "partition %u: exporter %s: %s\n", pid, c->id,
-                    exporter_strerror(rv));
-            e.def->close(e.instance);
-        }
-        free(meta);
+        (void)export_add_one(xp, d, i);
     }
     if (x->phase == BROKER_EXPORT_PAUSED) {
         exporter_director_pause(d, false);
@@ -420,13 +493,13 @@ bool broker_export_flush(struct broker_export_partition *xp)
     for (uint32_t i = 0; i < xp->x->count; i++) {
         struct export_ack *a = &xp->acks[i];
         Tandem__Record__Record *rec = NULL;
-        if (!a->pending) {
+        if (!a->pending || !xp->want[i].enabled) {
             continue;
         }
         if (engine_exporter_command(xp->p->engine, false,
                                     xp->x->cfg->exporters[i].id, a->position,
-                                    a->metadata, a->metadata_len, 0,
-                                    &rec) != 0) {
+                                    a->metadata, a->metadata_len,
+                                    xp->row_version[i], &rec) != 0) {
             continue;
         }
         if (partition_submit_internal(xp->p, rec) == 0) {
@@ -443,6 +516,9 @@ int64_t broker_export_bound(struct broker_export_partition *xp)
 
     for (uint32_t i = 0; i < xp->x->count; i++) {
         int64_t position = -1;
+        if (!xp->want[i].enabled) {
+            continue; /* disabled: holds nothing back */
+        }
         (void)engine_exporter_get(xp->p->engine, xp->x->cfg->exporters[i].id,
                                   &position, NULL, NULL, NULL);
         if (position < bound) {
@@ -456,6 +532,138 @@ int64_t broker_export_position(struct broker_export_partition *xp)
 {
     int64_t bound = broker_export_bound(xp);
     return bound == INT64_MAX ? -1 : bound;
+}
+
+/* ------------------------------------------------------------------------
+ * Enable and disable
+ * --------------------------------------------------------------------- */
+
+int broker_export_find(const struct broker_export *x, const char *id)
+{
+    return id != NULL ? export_index_of(x, id) : -1;
+}
+
+bool broker_export_same_type(const struct broker_export *x, uint32_t a,
+                             uint32_t b)
+{
+    assert(a < x->count);
+    assert(b < x->count);
+    return x->types[a].def == x->types[b].def;
+}
+
+/* Queues a state command for exporter i unless the same one went in
+ * during this term already. Returns true when it queued one. */
+static bool export_cmd_queue(struct broker_export_partition *xp, uint32_t i,
+                             uint8_t kind, int64_t position,
+                             const void *meta, size_t meta_len,
+                             uint32_t version)
+{
+    raft_term term = raft_node_term(xp->p->raft);
+    Tandem__Record__Record *rec = NULL;
+
+    if (xp->cmd[i] == kind && xp->cmd_term[i] == term &&
+        (kind != EXPORT_CMD_INIT || xp->cmd_version[i] == version)) {
+        return false; /* queued already; waiting for it to commit */
+    }
+    if (engine_exporter_command(xp->p->engine, kind == EXPORT_CMD_DELETE,
+                                xp->x->cfg->exporters[i].id, position, meta,
+                                meta_len, version, &rec) != 0) {
+        return false; /* UNTESTED: metadata over 1 MiB */
+    }
+    if (partition_submit_internal(xp->p, rec) != 0) {
+        return false; /* not leader (any more) or busy: next pass */
+    }
+    xp->cmd[i] = kind;
+    xp->cmd_term[i] = term;
+    xp->cmd_version[i] = version;
+    return true;
+}
+
+/* Moves exporter i of a leader toward its want. Returns 1 when settled,
+ * 0 while not yet, a negative error when the state is unreadable. */
+static int export_want_one(struct broker_export_partition *xp, uint32_t i,
+                           bool *queued)
+{
+    const struct broker_export_want *w = &xp->want[i];
+    const char *id = xp->x->cfg->exporters[i].id;
+    int64_t position = -1;
+    uint32_t version = 0;
+    int rv = engine_exporter_get(xp->p->engine, id, &position, NULL, NULL,
+                                 &version);
+    bool has_row = rv == 0;
+
+    if (rv < 0) {
+        return rv; /* UNTESTED: state unreadable */
+    }
+    if (!w->enabled) {
+        if (xp->director != NULL) {
+            (void)exporter_director_disable(xp->director, id);
+        }
+        free(xp->acks[i].metadata);
+        memset(&xp->acks[i], 0, sizeof(xp->acks[i]));
+        if (!has_row) {
+            return 1;
+        }
+        *queued |= export_cmd_queue(xp, i, EXPORT_CMD_DELETE, -1, NULL, 0, 0);
+        return 0;
+    }
+    if (version < w->metadata_version) {
+        /* (Re)initialise: copy the other exporter's row, or start over. */
+        int64_t from_position = -1;
+        void *meta = NULL;
+        size_t meta_len = 0;
+        if (w->initialize_from >= 0) {
+            const char *from = xp->x->cfg->exporters[w->initialize_from].id;
+            rv = engine_exporter_get(xp->p->engine, from, &from_position,
+                                     &meta, &meta_len, NULL);
+            if (rv < 0) {
+                return rv; /* UNTESTED: state unreadable */
+            }
+        }
+        *queued |= export_cmd_queue(xp, i, EXPORT_CMD_INIT, from_position,
+                                    meta, meta_len, w->metadata_version);
+        free(meta);
+        return 0;
+    }
+    if (xp->director == NULL) {
+        return 1; /* no director (none configured, or it could not start) */
+    }
+    rv = export_add_one(xp, xp->director, i);
+    return rv == 0 ? 1 : 0;
+}
+
+int broker_export_want_set(struct broker_export_partition *xp,
+                           const struct broker_export_want *want,
+                           uint32_t count, bool *queued)
+{
+    int settled = 1;
+
+    assert(xp != NULL);
+    assert(queued != NULL);
+    *queued = false;
+    if (count != xp->x->count || count > BROKER_EXPORTERS_MAX) {
+        return -EINVAL;
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        if (want[i].enabled && (want[i].initialize_from >= (int32_t)count ||
+                                want[i].initialize_from == (int32_t)i)) {
+            return -EINVAL;
+        }
+    }
+    memcpy(xp->want, want, count * sizeof(*want));
+    if (raft_node_role(xp->p->raft) != RAFT_LEADER || xp->x->closing) {
+        return 1; /* followers know their state from the configuration */
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        int rv = export_want_one(xp, i, queued);
+        if (rv < 0) {
+            return rv;
+        }
+        if (rv == 0) {
+            settled = 0;
+        }
+    }
+    return settled;
 }
 
 /* ------------------------------------------------------------------------

@@ -23,6 +23,18 @@
  *   the partition loses leadership --broker_export_follow()--> the
  *     director is closed (its exporters flush what they can and close)
  *
+ * Enable and disable (cluster changes, broker.c): the broker tells each
+ * partition what its exporters should be (broker_export_want_set(), from
+ * its replica's exporter states in the cluster configuration and the
+ * operation in progress). A follower only remembers it. The leader moves
+ * toward it: a disabled exporter leaves the director and its row in the
+ * partition state is deleted (EXPORTER DELETE), so it no longer holds back
+ * compaction; an enabled one whose row carries an older metadata version
+ * than wanted is (re)initialised first (EXPORTER UPDATE with the copied
+ * position and metadata of the initializeFrom exporter, or -1 and none)
+ * and joins the director once that row is committed. A partition that
+ * becomes leader later does the same from what it was told.
+ *
  * Pause: broker_export_set_phase() pauses (hard or soft) or resumes every
  * director of this broker; the broker calls it from its configuration
  * (persisted) at start and whenever the phase changes.
@@ -85,6 +97,36 @@ bool broker_export_flush(struct broker_export_partition *xp);
  * to the partition state: INT64_MAX without exporters, -1 when one has
  * acknowledged nothing yet. Log entries after it must be kept. */
 int64_t broker_export_bound(struct broker_export_partition *xp);
+
+/* What one exporter of a partition replica should be (index i of the
+ * broker configuration's exporters). */
+struct broker_export_want {
+    bool enabled;              /* false: out of the director, no row */
+    uint32_t metadata_version; /* enabled: the row must carry at least this
+                                  version, else it is (re)initialised */
+    int32_t initialize_from;   /* enabled: the exporter (index) whose row
+                                  a (re)initialisation copies; -1: none
+                                  (position -1, no metadata) */
+};
+
+/* The index of exporter id in the broker configuration, or -1. */
+int broker_export_find(const struct broker_export *x, const char *id);
+
+/* Whether exporters a and b (indexes) have the same type (an exporter may
+ * only be initialised from one of its own type). */
+bool broker_export_same_type(const struct broker_export *x, uint32_t a,
+                             uint32_t b);
+
+/* Sets what the partition's exporters should be: want[0..count), count ==
+ * broker_export_count(). A follower remembers it and returns 1. The
+ * leader brings its director and the partition state toward it (see
+ * above), queueing at most one state command per exporter and raft term
+ * (*queued then true: the caller marks the partition dirty), and returns
+ * 1 once the committed state and the director match, 0 while they do not
+ * yet. Returns -EINVAL for a bad count or initialize_from. */
+int broker_export_want_set(struct broker_export_partition *xp,
+                           const struct broker_export_want *want,
+                           uint32_t count, bool *queued);
 
 /* Pauses (hard or soft) or resumes every director of this broker. */
 void broker_export_set_phase(struct broker_export *x,

@@ -1,0 +1,320 @@
+"""test_cluster_ops.py: cluster changes that execute, end to end (suite
+'cluster'): exporter disable/enable and force removal of a lost region.
+
+Data flow: the test starts real brokers (harness.Cluster.up) -> sends
+management requests to the coordinator's port (broker 0):
+POST /actuator/exporters/{id}/disable|enable, POST
+/actuator/cluster/brokers?force=true -> the brokers execute the change
+(broker.c, "Executing cluster changes") and spread each completed
+operation through the gossiped cluster configuration -> the test polls
+GET /actuator/cluster (lastChange), GET /actuator/exporters,
+GET /actuator/partitions, /v2/topology, and publishes with zbctl.
+
+  ExporterChangeTest: 3 brokers, exporter "ops0" writing to a real
+    PostgreSQL store (test_exporters.Store) and "ops1" pointing at a port
+    nothing listens on, so it never acknowledges and holds every
+    partition's exportedPosition at -1. Disabling ops1 lets the position
+    follow ops0; enabling it with initializeFrom ops0 copies ops0's
+    position. Also: 409 for a change while one runs, 400 for bad bodies.
+  ForceRemoveTest: the dual-region cluster (8 brokers, RF 4); kill -9 the
+    odd brokers (region 1); processing halts; force to [0,2,4,6]; the
+    change completes, every partition elects a leader among the
+    survivors, publishing works again, every partition has 2 replicas.
+    Prints the time from the force request to the first publish that
+    succeeds.
+"""
+
+import json
+import os
+import socket
+import sys
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+import test_exporters  # noqa: E402
+
+CHANGE_S = 60        # bound on a change completing
+HALT_PROBE_S = 6     # one publish attempt while the region is lost
+FAILOVER_S = 60      # bound on processing resuming after the force
+
+
+def http(method, url, body=None, content_type="application/json",
+         timeout_s=10.0):
+    """-> (status, parsed JSON or raw bytes)."""
+    data = None
+    headers = {"Accept": "application/json"}
+    if body is not None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        headers["Content-Type"] = content_type
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as res:
+            status, raw = res.status, res.read()
+    except urllib.error.HTTPError as e:
+        status, raw = e.code, e.read()
+    try:
+        return status, json.loads(raw) if raw else None
+    except ValueError:
+        return status, raw
+
+
+def closed_port():
+    """A loopback port nothing listens on (bound, then released)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_change_completed(mgmt, change_id, timeout_s=CHANGE_S):
+    def done():
+        status, body = http("GET", mgmt + "/actuator/cluster")
+        if status != 200 or "pendingChange" in body:
+            return False
+        last = body.get("lastChange", {})
+        return body if (last.get("id") == change_id and
+                        last.get("status") == "COMPLETED") else False
+    return harness.wait_until(done, timeout_s, interval_s=0.2,
+                              what="change %d COMPLETED" % change_id)
+
+
+def publish(address, key, timeout_s):
+    """One zbctl publish; True when acknowledged."""
+    try:
+        res = harness.zbctl(["publish", "message", "ops", "--correlationKey",
+                             str(key)], address, timeout_s=timeout_s,
+                            check=False)
+    except AssertionError:
+        return False  # timed out
+    return res.returncode == 0
+
+
+@unittest.skipUnless(test_exporters.PSQL, "psql is not installed")
+class ExporterChangeTest(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        harness.zbctl_path()
+        cls.store = test_exporters.Store("ops0")
+        cls.addClassCleanup(cls.store.destroy)
+        env = {
+            "TANDEM_BROKER_EXPORTERS_OPS0_TYPE": "postgresql",
+            "TANDEM_BROKER_EXPORTERS_OPS0_ARGS_URL": cls.store.url,
+            "TANDEM_BROKER_EXPORTERS_OPS0_ARGS_BATCH_DELAY": "100ms",
+            "TANDEM_BROKER_EXPORTERS_OPS1_TYPE": "postgresql",
+            "TANDEM_BROKER_EXPORTERS_OPS1_ARGS_URL":
+                ("host=127.0.0.1 port=%d user=postgres dbname=postgres "
+                 "connect_timeout=1" % closed_port()),
+        }
+        cls.cluster = harness.Cluster.up(brokers=3, partitions=3,
+                                         replication_factor=3,
+                                         election_timeout_ms=300,
+                                         heartbeat_interval_ms=50,
+                                         extra_env=env)
+        cls.addClassCleanup(cls.cluster.down)
+        cls.addr = cls.cluster.gateway_address()
+        cls.mgmt = cls.cluster.management_url(0)
+        harness.wait_until(
+            lambda: all(len(v["leaders"]) == 1 for v in
+                        harness.topology_summary(
+                            cls.cluster.topology()).values()),
+            60, what="a leader for every partition")
+
+    def exporters(self):
+        status, body = http("GET", self.mgmt + "/actuator/exporters")
+        self.assertEqual(status, 200, body)
+        return {e["exporterId"]: e["status"] for e in body}
+
+    def leader_positions(self):
+        """{partition: exportedPosition} as each partition's leader
+        reports it."""
+        out = {}
+        for node in self.cluster.broker_ids:
+            for pid, st in self.cluster.partitions(node).items():
+                if st.get("role") == "LEADER":
+                    out[pid] = st.get("exportedPosition")
+        return out
+
+    def test_1_errors_change_nothing(self):
+        version = http("GET", self.mgmt + "/actuator/cluster")[1]["version"]
+        status, body = http("POST", self.mgmt + "/actuator/cluster/brokers",
+                            b"[0, 1,", "application/json")
+        self.assertEqual(status, 400, body)
+        self.assertIn("message", body)
+        status, body = http("POST", self.mgmt + "/actuator/cluster/brokers",
+                            {"brokers": [0]})
+        self.assertEqual(status, 400, body)
+        status, body = http("POST", self.mgmt +
+                            "/actuator/exporters/nosuch/disable")
+        self.assertEqual(status, 400, body)
+        # Not the coordinator: refused, nothing recorded.
+        status, body = http("POST", self.cluster.management_url(1) +
+                            "/actuator/exporters/ops1/disable")
+        self.assertEqual(status, 502, body)
+        self.assertIn("broker 0", body["message"])
+        self.assertEqual(
+            http("GET", self.mgmt + "/actuator/cluster")[1]["version"],
+            version)
+
+    def test_2_disable_then_enable_from_another(self):
+        keys, failed = harness.publish_many(self.addr, 60, 8, 60, "ops")
+        self.assertEqual(failed, 0)
+        self.assertEqual(self.exporters(),
+                         {"ops0": "ENABLED", "ops1": "ENABLED"})
+        # ops1 never acknowledges: every partition is held at -1.
+        self.assertTrue(all(v == -1 for v in
+                            self.leader_positions().values()),
+                        self.leader_positions())
+
+        status, plan = http("POST", self.mgmt +
+                            "/actuator/exporters/ops1/disable")
+        self.assertEqual(status, 202, plan)
+        ops = plan["plannedChanges"]
+        self.assertEqual(len(ops), 9)  # 3 brokers x 3 partitions
+        self.assertTrue(all(o["operation"] == "PARTITION_DISABLE_EXPORTER"
+                            for o in ops))
+        # Another change while this one may still run: 409 or, once it
+        # completed, a plan; a second disable is idempotent either way.
+        status, body = http("POST", self.mgmt +
+                            "/actuator/exporters/ops0/disable")
+        if status == 202:
+            self.fail("a second change was started: %r" % body)
+        self.assertIn(status, (409,), body)
+        cluster = wait_change_completed(self.mgmt, plan["changeId"])
+        for b in cluster["brokers"]:
+            for p in b["partitions"]:
+                states = {e["id"]: e["state"] for e in
+                          p["config"]["exporting"]["exporters"]}
+                self.assertEqual(states, {"ops0": "ENABLED",
+                                          "ops1": "DISABLED"})
+        self.assertEqual(self.exporters(),
+                         {"ops0": "ENABLED", "ops1": "DISABLED"})
+        # ops1 no longer counts: positions follow ops0's acknowledgements.
+        positions = harness.wait_until(
+            lambda: (lambda p: p if len(p) == 3 and
+                     all(v is not None and v > 0 for v in p.values())
+                     else False)(self.leader_positions()),
+            CHANGE_S, interval_s=0.3,
+            what="exportedPosition above -1 on every partition")
+
+        status, plan = http("POST", self.mgmt +
+                            "/actuator/exporters/ops1/enable",
+                            {"initializeFrom": "ops0"})
+        self.assertEqual(status, 202, plan)
+        self.assertTrue(all(o["operation"] == "PARTITION_ENABLE_EXPORTER"
+                            for o in plan["plannedChanges"]))
+        wait_change_completed(self.mgmt, plan["changeId"])
+        self.assertEqual(self.exporters(),
+                         {"ops0": "ENABLED", "ops1": "ENABLED"})
+        # ops1 starts from ops0's position (it cannot export further):
+        # the partitions are not back at -1.
+        after = self.leader_positions()
+        for pid, pos in positions.items():
+            self.assertIsNotNone(after.get(pid))
+            self.assertGreaterEqual(after[pid], pos, after)
+        # Enabling it again is refused.
+        status, body = http("POST", self.mgmt +
+                            "/actuator/exporters/ops1/enable")
+        self.assertEqual(status, 400, body)
+        self.assertIn("already enabled", body["message"])
+
+
+class ForceRemoveTest(unittest.TestCase):
+
+    def test_force_remove_lost_region(self):
+        harness.zbctl_path()
+        cluster = harness.Cluster.up(dual_region=True,
+                                     election_timeout_ms=300,
+                                     heartbeat_interval_ms=50)
+        self.addCleanup(cluster.down)
+        addr = cluster.gateway_address(0)
+        mgmt = cluster.management_url(0)
+        harness.wait_until(
+            lambda: len(cluster.leaders(0)) == 8, 60,
+            what="a leader for every partition")
+        self.assertTrue(publish(addr, "before", 20))
+
+        for node in (1, 3, 5, 7):
+            cluster.kill9(node)
+        # Processing halts: no partition has a quorum (2 of 4).
+        self.assertFalse(publish(addr, "halted", HALT_PROBE_S))
+
+        # Malformed: 400; a force keeping an unknown broker: 400.
+        status, body = http("POST", mgmt + "/actuator/cluster/brokers"
+                            "?force=true", b"not json")
+        self.assertEqual(status, 400, body)
+        status, body = http("POST", mgmt + "/actuator/cluster/brokers"
+                            "?force=true", ["0", "2", "4", "6", "9"])
+        self.assertEqual(status, 400, body)
+
+        t0 = time.monotonic()
+        status, plan = http("POST", mgmt + "/actuator/cluster/brokers"
+                            "?force=true", ["0", "2", "4", "6"])
+        self.assertEqual(status, 202, plan)
+        kinds = [o["operation"] for o in plan["plannedChanges"]]
+        self.assertEqual(kinds.count("PARTITION_FORCE_RECONFIGURE"), 8)
+        self.assertEqual(kinds.count("BROKER_REMOVE"), 4)
+        # A concurrent change is refused while this one runs.
+        status, body = http("POST", mgmt + "/actuator/exporters/x/disable")
+        self.assertIn(status, (400, 409), body)
+        status, body = http("POST", mgmt + "/actuator/cluster/brokers"
+                            "?force=true", ["0", "2"])
+        self.assertIn(status, (202, 409), body)
+        if status == 202:
+            # Only possible once the first change completed; then it must
+            # be a plan for [0, 2], and it starts a second change.
+            self.fail("second force accepted: %r" % body)
+
+        first_ok = None
+        deadline = time.monotonic() + FAILOVER_S
+        while first_ok is None and time.monotonic() < deadline:
+            if publish(addr, "after", 5):
+                first_ok = time.monotonic()
+        self.assertIsNotNone(first_ok, "no publish succeeded within %ds "
+                             "of the force" % FAILOVER_S)
+        failover_s = first_ok - t0
+        print("\nfailover: force request to first successful publish: "
+              "%.2f s" % failover_s, file=sys.stderr)
+
+        body = wait_change_completed(mgmt, plan["changeId"])
+        completed_s = time.monotonic() - t0
+        print("failover: force request to lastChange COMPLETED: %.2f s"
+              % completed_s, file=sys.stderr)
+        self.assertEqual(sorted(b["id"] for b in body["brokers"]),
+                         [0, 2, 4, 6])
+        replicas = {}
+        for b in body["brokers"]:
+            for p in b["partitions"]:
+                replicas.setdefault(p["id"], []).append(b["id"])
+        self.assertEqual(sorted(replicas), list(range(1, 9)))
+        # The replication factor drops to 2: every partition keeps its two
+        # surviving replicas.
+        self.assertEqual({len(v) for v in replicas.values()}, {2}, replicas)
+
+        harness.wait_until(
+            lambda: len(cluster.leaders(0, exclude=(1, 3, 5, 7))) == 8,
+            FAILOVER_S, interval_s=0.2,
+            what="a leader for every partition among the survivors")
+        leaders = cluster.leaders(0, exclude=(1, 3, 5, 7))
+        for pid, node in leaders.items():
+            self.assertIn(node, replicas[pid])
+        # Every partition accepts commands: keys spread over partitions.
+        for i in range(24):
+            self.assertTrue(publish(addr, "k%d" % i, 20), "publish k%d" % i)
+        # The topology the gateway serves reports the new cluster: 4
+        # brokers and replication factor 2.
+        harness.wait_until(
+            lambda: (lambda t: (t["clusterSize"], t["replicationFactor"]))(
+                cluster.topology(0)) == (4, 2),
+            FAILOVER_S, interval_s=0.2,
+            what="/v2/topology clusterSize 4 and replicationFactor 2")
+
+
+if __name__ == "__main__":
+    unittest.main()
