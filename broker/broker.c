@@ -90,6 +90,9 @@ struct broker_part {
                                   a leader is known */
     uint64_t forced_change; /* id of the change whose forced
                                reconfiguration this replica applied */
+    bool active; /* this broker is a replica of the partition in the
+                    cluster configuration (or joining it): only active
+                    partitions are stepped, ticked and reported */
 };
 
 /* A client request in flight: the broker's id for it and where the answer
@@ -217,6 +220,7 @@ static uint64_t request_add(struct broker *b, uint64_t conn_id,
 }
 
 static void broker_send_ack(struct broker *b, const struct broker_request *r);
+static void broker_parts_activate(struct broker *b);
 static void broker_distribute(struct broker *b, uint64_t now);
 static void broker_cluster_execute(struct broker *b);
 
@@ -647,6 +651,9 @@ static void broker_tick(uv_timer_t *t)
     for (uint32_t i = 0; i < b->part_count; i++) {
         struct broker_part *bp = &b->parts[i];
         partition_expire(&bp->part, now);
+        if (!bp->active) {
+            continue; /* not a replica: neither ticked nor judged */
+        }
         broker_update_health(b, bp, now);
         if (partition_process(&bp->part, now) == 1) {
             bp->dirty = true; /* timers fired */
@@ -689,6 +696,9 @@ static void broker_snapshot(uv_timer_t *t)
         raft_index applied = raft_node_applied_index(bp->part.raft);
         const struct raft_snapshot_meta *meta;
         struct raft_event ev;
+        if (!bp->active) {
+            continue;
+        }
         void *data = NULL;
         size_t len = 0;
         int rv;
@@ -795,7 +805,7 @@ static void broker_on_raft(void *data, uint32_t from_node, uint32_t partition,
     struct raft_event ev;
 
     (void)from_node;
-    if (bp == NULL || b->closing) {
+    if (bp == NULL || b->closing || !bp->active) {
         return;
     }
     memset(&ev, 0, sizeof(ev));
@@ -898,16 +908,21 @@ static void broker_answer_topology(struct broker *b, uint64_t conn_id,
     }
     topo.n_members = n;
     topo.members = memp;
+    n = 0;
     for (uint32_t i = 0; i < b->part_count; i++) {
         struct broker_part *bp = &b->parts[i];
-        tandem__command__partition_state__init(&ps[i]);
-        ps[i].partition_id = bp->id;
-        ps[i].role = role_of(raft_node_role(bp->part.raft));
-        ps[i].health = health_of(bp);
-        ps[i].term = raft_node_term(bp->part.raft);
-        psp[i] = &ps[i];
+        if (!bp->active) {
+            continue; /* not a replica in the cluster configuration */
+        }
+        tandem__command__partition_state__init(&ps[n]);
+        ps[n].partition_id = bp->id;
+        ps[n].role = role_of(raft_node_role(bp->part.raft));
+        ps[n].health = health_of(bp);
+        ps[n].term = raft_node_term(bp->part.raft);
+        psp[n] = &ps[n];
+        n++;
     }
-    topo.n_partitions = b->part_count;
+    topo.n_partitions = n;
     topo.partitions = psp;
     resp.id = id;
     resp.body_case = TANDEM__COMMAND__RESPONSE__BODY_TOPOLOGY;
@@ -1193,10 +1208,14 @@ static int broker_status(void *data, struct management_status *out)
     for (uint32_t i = 0; i < b->part_count && i < MANAGEMENT_PARTITIONS_MAX;
          i++) {
         struct broker_part *bp = &b->parts[i];
-        struct management_partition *mp = &out->partitions[i];
+        struct management_partition *mp =
+            &out->partitions[out->partition_count];
         const struct raft_snapshot_meta *snap =
             raft_node_snapshot(bp->part.raft);
         enum raft_role role = raft_node_role(bp->part.raft);
+        if (!bp->active) {
+            continue; /* not a replica in the cluster configuration */
+        }
         mp->partition_id = bp->id;
         mp->role = role == RAFT_LEADER ? MANAGEMENT_ROLE_LEADER
                                        : MANAGEMENT_ROLE_FOLLOWER;
@@ -1297,6 +1316,62 @@ static int64_t broker_wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Whether broker node is a replica of partition pid in c. */
+static bool broker_config_has_replica(const struct cluster_config *c,
+                                      uint32_t pid, uint32_t node)
+{
+    const struct cluster_config_partition *cp;
+
+    if (pid == 0 || pid > c->partitions_count) {
+        return false;
+    }
+    cp = &c->partitions[pid - 1];
+    for (uint32_t r = 0; r < cp->replica_count; r++) {
+        if (cp->replicas[r].node_id == node) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Recomputes which hosted partitions are active: those this broker is a
+ * replica of in the configuration, and one it is joining (the operation
+ * in progress). A partition that stops being active is no longer
+ * stepped: a broker removed by a forced reconfiguration, or a fresh
+ * broker whose partitions of the static placement are not (yet) its in
+ * the cluster's configuration, stays out of the group until it joins. */
+static void broker_parts_activate(struct broker *b)
+{
+    const struct cluster_config_change *ch = &b->cluster.pending;
+    const struct cluster_config_op *cur =
+        ch->status == CLUSTER_CONFIG_CHANGE_IN_PROGRESS &&
+                ch->completed_count < ch->op_count
+            ? &ch->ops[ch->completed_count]
+            : NULL;
+
+    for (uint32_t i = 0; i < b->part_count; i++) {
+        struct broker_part *bp = &b->parts[i];
+        bool active = broker_config_has_replica(&b->cluster, bp->id,
+                                                b->cfg.node_id) ||
+                      (cur != NULL &&
+                       cur->type == CLUSTER_CONFIG_OP_PARTITION_JOIN &&
+                       cur->broker_id == b->cfg.node_id &&
+                       cur->partition_id == bp->id);
+        if (active != bp->active) {
+            fprintf(stderr, "broker %u: partition %u is %s\n",
+                    b->cfg.node_id, bp->id,
+                    active ? "active (a replica in the cluster configuration)"
+                           : "inactive (not a replica in the cluster "
+                             "configuration)");
+            bp->active = active;
+            bp->dirty = true;
+            if (!active && bp->exp != NULL) {
+                broker_export_follow(bp->exp);
+            }
+        }
+    }
 }
 
 /* The operation in progress, or NULL. */
@@ -1485,6 +1560,108 @@ static void broker_force_apply(struct broker *b)
     }
 }
 
+/* The member set partition pid should have for op (a JOIN or a
+ * RECONFIGURE_PRIORITY of the change in progress): its replicas in the
+ * configuration, all voters with their priorities, with op applied. */
+static int broker_op_target(const struct broker *b,
+                            const struct cluster_config_op *op,
+                            struct raft_config *rc)
+{
+    const struct cluster_config_partition *cp =
+        &b->cluster.partitions[op->partition_id - 1];
+    bool seen = false;
+    int rv = 0;
+
+    raft_config_init(rc);
+    for (uint32_t r = 0; r < cp->replica_count && rv == 0; r++) {
+        uint8_t priority = cp->replicas[r].priority;
+        if (cp->replicas[r].node_id == op->broker_id) {
+            priority = op->priority;
+            seen = true;
+        }
+        rv = raft_config_add(rc, raft_id_of(cp->replicas[r].node_id),
+                             RAFT_VOTER, priority);
+    }
+    if (rv == 0 && !seen && op->type == CLUSTER_CONFIG_OP_PARTITION_JOIN) {
+        rv = raft_config_add(rc, raft_id_of(op->broker_id), RAFT_VOTER,
+                             op->priority);
+    }
+    return rv;
+}
+
+/* Whether raft configuration have equals want: the same voters with the
+ * same priorities, not joint. */
+static bool broker_config_matches(const struct raft_config *have,
+                                  const struct raft_config *want)
+{
+    uint32_t voters = 0;
+
+    if (have == NULL || have->old_count != 0) {
+        return false;
+    }
+    for (uint32_t k = 0; k < have->count; k++) {
+        if (have->members[k].role == RAFT_VOTER) {
+            voters++;
+        }
+    }
+    if (voters != want->count) {
+        return false;
+    }
+    for (uint32_t k = 0; k < want->count; k++) {
+        const struct raft_member *m =
+            raft_config_member(have, want->members[k].id);
+        if (m == NULL || m->role != RAFT_VOTER ||
+            m->priority != want->members[k].priority) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The leader's part of a JOIN or RECONFIGURE_PRIORITY in progress: asks
+ * its raft group to move to the target member set (a joining broker comes
+ * in as a learner, is caught up by snapshot and log, then promoted through
+ * joint consensus). Re-issued by whichever replica leads until done. */
+static void broker_membership_apply(struct broker *b)
+{
+    const struct cluster_config_op *op = NULL;
+    const struct cluster_config_change *ch = &b->cluster.pending;
+    struct broker_part *bp;
+    struct raft_config want;
+    struct raft_event ev;
+    int rv;
+
+    if (ch->status == CLUSTER_CONFIG_CHANGE_IN_PROGRESS &&
+        ch->completed_count < ch->op_count) {
+        op = &ch->ops[ch->completed_count];
+    }
+    if (op == NULL || (op->type != CLUSTER_CONFIG_OP_PARTITION_JOIN &&
+                       op->type !=
+                           CLUSTER_CONFIG_OP_PARTITION_RECONFIGURE_PRIORITY)) {
+        return;
+    }
+    bp = broker_part_find(b, op->partition_id);
+    if (bp == NULL || !bp->active ||
+        raft_node_role(bp->part.raft) != RAFT_LEADER ||
+        raft_node_changing(bp->part.raft)) {
+        return;
+    }
+    if (broker_op_target(b, op, &want) != 0 ||
+        broker_config_matches(raft_node_config(bp->part.raft), &want)) {
+        return;
+    }
+    memset(&ev, 0, sizeof(ev));
+    ev.type = RAFT_EVENT_CHANGE;
+    ev.change.config = &want;
+    ev.now = broker_now(b);
+    rv = raft_node_step(bp->part.raft, &ev, NULL);
+    bp->dirty = true;
+    fprintf(stderr, "broker %u: partition %u: %s of broker %u (change %"
+            PRIu64 "): %s\n", b->cfg.node_id, bp->id,
+            cluster_config_op_name(op->type), op->broker_id, ch->id,
+            rv == 0 ? "membership change started" : raft_strerror(rv));
+}
+
 /* Whether this broker may complete op (it is the next one) now. Returns 1
  * yes, 0 not yet, or a negative value with why[] set: the change must
  * fail. */
@@ -1495,7 +1672,29 @@ static int broker_op_done(struct broker *b, const struct cluster_config_op *op,
 
     switch (op->type) {
     case CLUSTER_CONFIG_OP_BROKER_FORCE_REMOVE:
+    case CLUSTER_CONFIG_OP_BROKER_ADD:
         return 1; /* the configuration is all there is to change */
+    case CLUSTER_CONFIG_OP_PARTITION_JOIN:
+    case CLUSTER_CONFIG_OP_PARTITION_RECONFIGURE_PRIORITY: {
+        struct raft_config want;
+        bp = broker_part_find(b, op->partition_id);
+        if (bp == NULL) {
+            snprintf(why, why_len, "broker %u does not host partition %u "
+                     "(partitions are created from the static placement; "
+                     "creating one at run time is not supported yet)",
+                     b->cfg.node_id, op->partition_id);
+            return -1;
+        }
+        /* Done once this replica sees the target set committed (not
+         * changing), knows a leader and has applied what is committed. */
+        return broker_op_target(b, op, &want) == 0 &&
+               broker_config_matches(raft_node_config(bp->part.raft),
+                                     &want) &&
+               !raft_node_changing(bp->part.raft) &&
+               raft_node_leader(bp->part.raft) != 0 &&
+               raft_node_applied_index(bp->part.raft) >=
+                   raft_node_commit_index(bp->part.raft);
+    }
     case CLUSTER_CONFIG_OP_PARTITION_FORCE_RECONFIGURE:
         bp = broker_part_find(b, op->partition_id);
         if (bp == NULL) {
@@ -1557,10 +1756,12 @@ static void broker_cluster_execute(struct broker *b)
     if (!b->started || b->closing) {
         return;
     }
+    broker_parts_activate(b);
     for (uint32_t i = 0; i < b->part_count; i++) {
         (void)broker_exporters_settle(b, &b->parts[i]);
     }
     broker_force_apply(b);
+    broker_membership_apply(b);
     for (uint32_t n = 0; n < BROKER_EXECUTE_OPS_MAX; n++) {
         const struct cluster_config_op *op = broker_change_current(&b->cluster);
         uint64_t change_id = b->cluster.pending.id;
@@ -1743,19 +1944,21 @@ static int broker_change(void *data, const struct management_change_request *req
         out->body = body;
         return 0;
     }
-    if (!(req->kind == MANAGEMENT_REQUEST_EXPORTER_ENABLE ||
-          req->kind == MANAGEMENT_REQUEST_EXPORTER_DISABLE ||
-          (req->kind == MANAGEMENT_REQUEST_SCALE && req->force))) {
-        free(plan);
-        /* Scaling with joins and leaves, adding and removing brokers are
-         * not executed yet: refuse rather than record a change nothing
-         * would ever complete. */
-        out->status = 501;
-        snprintf(out->message, sizeof(out->message),
-                 "the change was planned (see dryRun=true) but this broker "
-                 "does not execute this kind of change yet (only exporter "
-                 "enable/disable and force removal)");
-        return 0;
+    for (uint32_t k = 0; k < plan->change.op_count; k++) {
+        uint8_t t = plan->change.ops[k].type;
+        if (t == CLUSTER_CONFIG_OP_PARTITION_LEAVE ||
+            t == CLUSTER_CONFIG_OP_BROKER_REMOVE) {
+            /* Leaving partitions (and removing brokers that do) is not
+             * executed yet: refuse rather than record a change nothing
+             * would ever complete. */
+            free(plan);
+            out->status = 501;
+            snprintf(out->message, sizeof(out->message),
+                     "the change was planned (see dryRun=true) but this "
+                     "broker does not execute %s operations yet",
+                     cluster_config_op_name(t));
+            return 0;
+        }
     }
     if (plan->coordinator != b->cfg.node_id) {
         /* One writer per change: the coordinator starts it (Zeebe's
@@ -1899,6 +2102,7 @@ static int broker_open_partition(struct broker *b,
     }
     bp->id = hp->partition_id;
     bp->role = RAFT_FOLLOWER;
+    bp->active = true; /* until the configuration says otherwise */
     if (st.has_snapshot) {
         /* The state directory normally holds the state at or after the
          * snapshot (it is kept up to date as entries apply); when it is
@@ -2052,6 +2256,7 @@ int broker_init(uv_loop_t *loop, const struct broker_config *cfg,
             goto err;
         }
     }
+    broker_parts_activate(b);
     *out = b;
     return 0;
 err:
