@@ -27,6 +27,7 @@ GET /actuator/partitions, /v2/topology, and publishes with zbctl.
 import json
 import os
 import socket
+import shutil
 import sys
 import time
 import unittest
@@ -96,6 +97,12 @@ def publish(address, key, timeout_s):
 
 
 @unittest.skipUnless(test_exporters.PSQL, "psql is not installed")
+def placement_of(topo):
+    """{partition id: sorted replica node ids} of a /v2/topology."""
+    return {p: v["replicas"]
+            for p, v in harness.topology_summary(topo).items()}
+
+
 class ExporterChangeTest(unittest.TestCase):
 
     @classmethod
@@ -239,6 +246,7 @@ class ForceRemoveTest(unittest.TestCase):
             lambda: len(cluster.leaders(0)) == 8, 60,
             what="a leader for every partition")
         self.assertTrue(publish(addr, "before", 20))
+        initial = placement_of(cluster.topology(0))
 
         for node in (1, 3, 5, 7):
             cluster.kill9(node)
@@ -314,6 +322,35 @@ class ForceRemoveTest(unittest.TestCase):
                 cluster.topology(0)) == (4, 2),
             FAILOVER_S, interval_s=0.2,
             what="/v2/topology clusterSize 4 and replicationFactor 2")
+
+        # Failback: region 1 comes back with empty data; its brokers hold
+        # no partition until the scale joins them (inactive ones are not
+        # reported), then every partition has its four replicas of the
+        # initial round-robin placement again.
+        for node in (1, 3, 5, 7):
+            shutil.rmtree(cluster.broker(node)["data_dir"], ignore_errors=True)
+            cluster.restart(node)
+        t1 = time.monotonic()
+        status, plan = http("POST", mgmt + "/actuator/cluster/brokers"
+                            "?replicationFactor=4",
+                            [str(n) for n in range(8)])
+        self.assertEqual(status, 202, plan)
+        kinds = [o["operation"] for o in plan["plannedChanges"]]
+        self.assertEqual(kinds.count("BROKER_ADD"), 4)
+        self.assertEqual(kinds.count("PARTITION_JOIN"), 16)
+        body = wait_change_completed(mgmt, plan["changeId"])
+        print("failback: scale request to lastChange COMPLETED: %.2f s"
+              % (time.monotonic() - t1), file=sys.stderr)
+        self.assertEqual(sorted(b["id"] for b in body["brokers"]),
+                         list(range(8)))
+        harness.wait_until(
+            lambda: placement_of(cluster.topology(0)) == initial
+            and (lambda t: (t["clusterSize"], t["replicationFactor"]))(
+                cluster.topology(0)) == (8, 4),
+            FAILOVER_S, interval_s=0.2,
+            what="the initial placement, 8 brokers, replication factor 4")
+        for i in range(8):
+            self.assertTrue(publish(addr, "back%d" % i, 20), "publish %d" % i)
 
 
 if __name__ == "__main__":
