@@ -1560,7 +1560,7 @@ static void broker_force_apply(struct broker *b)
     }
 }
 
-/* The member set partition pid should have for op (a JOIN or a
+/* The member set partition pid should have for op (a JOIN, LEAVE or
  * RECONFIGURE_PRIORITY of the change in progress): its replicas in the
  * configuration, all voters with their priorities, with op applied. */
 static int broker_op_target(const struct broker *b,
@@ -1576,6 +1576,9 @@ static int broker_op_target(const struct broker *b,
     for (uint32_t r = 0; r < cp->replica_count && rv == 0; r++) {
         uint8_t priority = cp->replicas[r].priority;
         if (cp->replicas[r].node_id == op->broker_id) {
+            if (op->type == CLUSTER_CONFIG_OP_PARTITION_LEAVE) {
+                continue;
+            }
             priority = op->priority;
             seen = true;
         }
@@ -1636,6 +1639,7 @@ static void broker_membership_apply(struct broker *b)
         op = &ch->ops[ch->completed_count];
     }
     if (op == NULL || (op->type != CLUSTER_CONFIG_OP_PARTITION_JOIN &&
+                       op->type != CLUSTER_CONFIG_OP_PARTITION_LEAVE &&
                        op->type !=
                            CLUSTER_CONFIG_OP_PARTITION_RECONFIGURE_PRIORITY)) {
         return;
@@ -1673,7 +1677,21 @@ static int broker_op_done(struct broker *b, const struct cluster_config_op *op,
     switch (op->type) {
     case CLUSTER_CONFIG_OP_BROKER_FORCE_REMOVE:
     case CLUSTER_CONFIG_OP_BROKER_ADD:
+    case CLUSTER_CONFIG_OP_BROKER_REMOVE:
         return 1; /* the configuration is all there is to change */
+    case CLUSTER_CONFIG_OP_PARTITION_LEAVE: {
+        /* Completed by the partition's leader (the leaving replica does
+         * not learn the final configuration once it is out of it): once
+         * its committed configuration is the target without the leaver. */
+        struct raft_config want;
+        bp = broker_part_find(b, op->partition_id);
+        return bp != NULL && bp->active &&
+               raft_node_role(bp->part.raft) == RAFT_LEADER &&
+               broker_op_target(b, op, &want) == 0 &&
+               broker_config_matches(raft_node_config(bp->part.raft),
+                                     &want) &&
+               !raft_node_changing(bp->part.raft);
+    }
     case CLUSTER_CONFIG_OP_PARTITION_JOIN:
     case CLUSTER_CONFIG_OP_PARTITION_RECONFIGURE_PRIORITY: {
         struct raft_config want;
@@ -1769,7 +1787,17 @@ static void broker_cluster_execute(struct broker *b)
         int done;
         int rv;
 
-        if (op == NULL || op->broker_id != b->cfg.node_id) {
+        if (op == NULL) {
+            break;
+        }
+        if (op->type == CLUSTER_CONFIG_OP_PARTITION_LEAVE) {
+            /* the partition's leader completes a leave (see above) */
+            struct broker_part *lp = broker_part_find(b, op->partition_id);
+            if (lp == NULL || !lp->active || op->broker_id == b->cfg.node_id ||
+                raft_node_role(lp->part.raft) != RAFT_LEADER) {
+                break;
+            }
+        } else if (op->broker_id != b->cfg.node_id) {
             break;
         }
         err[0] = '\0';
@@ -1943,22 +1971,6 @@ static int broker_change(void *data, const struct management_change_request *req
         out->status = 202;
         out->body = body;
         return 0;
-    }
-    for (uint32_t k = 0; k < plan->change.op_count; k++) {
-        uint8_t t = plan->change.ops[k].type;
-        if (t == CLUSTER_CONFIG_OP_PARTITION_LEAVE ||
-            t == CLUSTER_CONFIG_OP_BROKER_REMOVE) {
-            /* Leaving partitions (and removing brokers that do) is not
-             * executed yet: refuse rather than record a change nothing
-             * would ever complete. */
-            free(plan);
-            out->status = 501;
-            snprintf(out->message, sizeof(out->message),
-                     "the change was planned (see dryRun=true) but this "
-                     "broker does not execute %s operations yet",
-                     cluster_config_op_name(t));
-            return 0;
-        }
     }
     if (plan->coordinator != b->cfg.node_id) {
         /* One writer per change: the coordinator starts it (Zeebe's

@@ -96,13 +96,13 @@ def publish(address, key, timeout_s):
     return res.returncode == 0
 
 
-@unittest.skipUnless(test_exporters.PSQL, "psql is not installed")
 def placement_of(topo):
     """{partition id: sorted replica node ids} of a /v2/topology."""
     return {p: v["replicas"]
             for p, v in harness.topology_summary(topo).items()}
 
 
+@unittest.skipUnless(test_exporters.PSQL, "psql is not installed")
 class ExporterChangeTest(unittest.TestCase):
 
     @classmethod
@@ -230,6 +230,67 @@ class ExporterChangeTest(unittest.TestCase):
                             "/actuator/exporters/ops1/enable")
         self.assertEqual(status, 400, body)
         self.assertIn("already enabled", body["message"])
+
+
+class ScaleTest(unittest.TestCase):
+    """3 brokers, 3 partitions, RF 3: scale down to brokers [0, 1] with
+    replication factor 2 (partition leaves through joint consensus, a
+    leader leaving its own group included) while clients keep publishing,
+    then back up to [0, 1, 2] with RF 3 (broker 2 rejoins its partitions):
+    the initial placement again, and processing never stopped."""
+
+    def test_scale_down_and_up(self):
+        harness.zbctl_path()
+        cluster = harness.Cluster.up(brokers=3, partitions=3,
+                                     replication_factor=3,
+                                     election_timeout_ms=300,
+                                     heartbeat_interval_ms=50)
+        self.addCleanup(cluster.down)
+        addr = cluster.gateway_address()
+        mgmt = cluster.management_url(0)
+        harness.wait_until(lambda: len(cluster.leaders()) == 3, 60,
+                           what="a leader for every partition")
+        initial = placement_of(cluster.topology())
+
+        import threading
+        load = {}
+
+        def publish_load(name):
+            load[name] = harness.publish_many(addr, 300, 4, 60, name)
+
+        t = threading.Thread(target=publish_load, args=("down",))
+        t.start()
+        status, plan = http("POST", mgmt + "/actuator/cluster/brokers"
+                            "?replicationFactor=2", ["0", "1"])
+        self.assertEqual(status, 202, plan)
+        kinds = [o["operation"] for o in plan["plannedChanges"]]
+        self.assertEqual(kinds.count("PARTITION_LEAVE"), 3)
+        self.assertEqual(kinds.count("BROKER_REMOVE"), 1)
+        body = wait_change_completed(mgmt, plan["changeId"])
+        t.join(90)
+        self.assertEqual(sorted(b["id"] for b in body["brokers"]), [0, 1])
+        harness.wait_until(
+            lambda: placement_of(cluster.topology()) ==
+            {p: [0, 1] for p in (1, 2, 3)}, CHANGE_S, interval_s=0.2,
+            what="every partition on brokers 0 and 1")
+        keys, failed = load["down"]
+        self.assertEqual(failed, 0, "publishing failed during the scale")
+        self.assertEqual(len(keys), 300)
+
+        t = threading.Thread(target=publish_load, args=("up",))
+        t.start()
+        status, plan = http("POST", mgmt + "/actuator/cluster/brokers"
+                            "?replicationFactor=3", ["0", "1", "2"])
+        self.assertEqual(status, 202, plan)
+        self.assertEqual([o["operation"] for o in
+                          plan["plannedChanges"]].count("PARTITION_JOIN"), 3)
+        wait_change_completed(mgmt, plan["changeId"])
+        t.join(90)
+        harness.wait_until(
+            lambda: placement_of(cluster.topology()) == initial,
+            CHANGE_S, interval_s=0.2, what="the initial placement")
+        keys, failed = load["up"]
+        self.assertEqual(failed, 0, "publishing failed during the scale")
 
 
 class ForceRemoveTest(unittest.TestCase):
