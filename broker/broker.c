@@ -1862,6 +1862,54 @@ static void broker_cluster_execute(struct broker *b)
     free(next);
 }
 
+/* Hands the leadership of every partition this broker leads to the
+ * partition's highest-priority replica in the configuration, when that is
+ * another broker (POST /actuator/rebalance; Rebalance frames). */
+static void broker_rebalance_local(struct broker *b)
+{
+    for (uint32_t i = 0; i < b->part_count; i++) {
+        struct broker_part *bp = &b->parts[i];
+        const struct cluster_config_partition *cp;
+        uint32_t best = UINT32_MAX;
+        uint8_t best_priority = 0;
+        struct raft_event ev;
+        int rv;
+
+        if (!bp->active || raft_node_role(bp->part.raft) != RAFT_LEADER ||
+            bp->id > b->cluster.partitions_count) {
+            continue;
+        }
+        cp = &b->cluster.partitions[bp->id - 1];
+        for (uint32_t r = 0; r < cp->replica_count; r++) {
+            if (cp->replicas[r].priority > best_priority) {
+                best_priority = cp->replicas[r].priority;
+                best = cp->replicas[r].node_id;
+            }
+        }
+        if (best == UINT32_MAX || best == b->cfg.node_id) {
+            continue;
+        }
+        memset(&ev, 0, sizeof(ev));
+        ev.type = RAFT_EVENT_TRANSFER;
+        ev.transfer.to = raft_id_of(best);
+        ev.now = broker_now(b);
+        rv = raft_node_step(bp->part.raft, &ev, NULL);
+        bp->dirty = true;
+        fprintf(stderr, "broker %u: partition %u: rebalance: leadership to "
+                "broker %u: %s\n", b->cfg.node_id, bp->id, best,
+                rv == 0 ? "transferring" : raft_strerror(rv));
+    }
+}
+
+static void broker_on_rebalance(void *data, uint32_t from_node)
+{
+    struct broker *b = data;
+    (void)from_node;
+    if (!b->closing) {
+        broker_rebalance_local(b);
+    }
+}
+
 /* The cluster operation routes of the management port. */
 static int broker_change(void *data, const struct management_change_request *req,
                          struct management_reply *out)
@@ -1925,6 +1973,23 @@ static int broker_change(void *data, const struct management_change_request *req
     case MANAGEMENT_REQUEST_EXPORTER_ENABLE:
     case MANAGEMENT_REQUEST_EXPORTER_DISABLE:
         break;
+    case MANAGEMENT_REQUEST_REBALANCE: {
+        /* Every broker moves the leaderships it holds to the partitions'
+         * highest-priority replicas: this one now, the others when the
+         * Rebalance frame reaches them. */
+        const struct transport_member *members = NULL;
+        size_t count = 0;
+        broker_rebalance_local(b);
+        transport_members(b->transport, &members, &count);
+        for (size_t i = 0; i < count; i++) {
+            if (!members[i].self && members[i].node_id != 0) {
+                (void)transport_send_rebalance(b->transport,
+                                               members[i].node_id);
+            }
+        }
+        out->status = 200;
+        return 0;
+    }
     default:
         out->status = 501;
         snprintf(out->message, sizeof(out->message),
@@ -2325,6 +2390,7 @@ int broker_start(struct broker *b, char *errmsg, size_t errmsg_len)
     memset(&tc, 0, sizeof(tc));
     tc.on_raft = broker_on_raft;
     tc.on_command = broker_on_command;
+    tc.on_rebalance = broker_on_rebalance;
     tc.data = b;
     rv = transport_init(b->loop, &b->transport, &to, &tc);
     if (rv != 0) {

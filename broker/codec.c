@@ -519,6 +519,21 @@ int codec_command_encode(struct codec_arena *arena, uint32_t partition,
     return frame_pack(arena, &f, frame_bytes_max, frame);
 }
 
+int codec_rebalance_encode(struct codec_arena *arena, size_t frame_bytes_max,
+                           struct raft_buf *frame)
+{
+    Tandem__Raft__Frame f = TANDEM__RAFT__FRAME__INIT;
+    Tandem__Raft__Rebalance r = TANDEM__RAFT__REBALANCE__INIT;
+
+    assert(arena != NULL);
+    assert(frame != NULL);
+    frame->base = NULL;
+    frame->len = 0;
+    f.body_case = TANDEM__RAFT__FRAME__BODY_REBALANCE;
+    f.rebalance = &r;
+    return frame_pack(arena, &f, frame_bytes_max, frame);
+}
+
 int codec_hello_encode(struct codec_arena *arena,
                        const struct codec_hello *hello, struct raft_buf *frame)
 {
@@ -780,6 +795,9 @@ int codec_frame_decode_any(struct codec_arena *arena, const void *data,
         out->body = CODEC_BODY_GOSSIP;
         rv = decode_gossip(arena, f, gossip, cfg, errmsg);
         break;
+    case TANDEM__RAFT__FRAME__BODY_REBALANCE:
+        out->body = CODEC_BODY_REBALANCE;
+        break;
     case TANDEM__RAFT__FRAME__BODY_COMMAND:
         out->body = CODEC_BODY_COMMAND;
         if (f->partition == 0 || f->command->source_partition == 0 ||
@@ -828,7 +846,8 @@ int codec_frame_decode(struct codec_arena *arena, const void *data, size_t len,
                     "a gossip frame where a Raft frame or Hello belongs");
     }
     assert(rv != 0 || out->body == CODEC_BODY_RAFT ||
-           out->body == CODEC_BODY_HELLO || out->body == CODEC_BODY_COMMAND);
+           out->body == CODEC_BODY_HELLO || out->body == CODEC_BODY_COMMAND ||
+           out->body == CODEC_BODY_REBALANCE);
     return rv;
 }
 

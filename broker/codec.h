@@ -136,6 +136,7 @@ enum codec_body {
     CODEC_BODY_HELLO = 2, /* frame.hello is set */
     CODEC_BODY_GOSSIP = 3, /* only from codec_frame_decode_any() */
     CODEC_BODY_COMMAND = 4, /* frame.command is set */
+    CODEC_BODY_REBALANCE = 5, /* no payload */
 };
 
 /* A decoded frame. Every pointer inside points into the arena passed to
@@ -193,6 +194,11 @@ int codec_hello_encode(struct codec_arena *arena,
 int codec_command_encode(struct codec_arena *arena, uint32_t partition,
                          const struct codec_command *c,
                          size_t frame_bytes_max, struct raft_buf *frame);
+
+/* Encodes a Rebalance frame into arena. Returns 0, CODEC_E_TOO_BIG,
+ * CODEC_E_NOMEM. */
+int codec_rebalance_encode(struct codec_arena *arena, size_t frame_bytes_max,
+                           struct raft_buf *frame);
 
 /* Decodes one complete frame (prefix included, as codec_splitter_feed()
  * returns it) into *out. Payloads are copied into the arena, so data may

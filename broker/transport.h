@@ -204,6 +204,9 @@ struct transport_callbacks {
      * call). May be NULL (such frames are then dropped). */
     void (*on_command)(void *data, uint32_t from_node, uint32_t partition,
                        const struct codec_command *c);
+    /* A peer asked this broker to rebalance its leaderships. May be
+     * NULL (such frames are then dropped). */
+    void (*on_rebalance)(void *data, uint32_t from_node);
     void *data;
 };
 
@@ -270,6 +273,9 @@ void transport_flush(struct transport *t);
  * codec_command), with the same errors. */
 int transport_send_command(struct transport *t, uint32_t to_node,
                            uint32_t partition, const struct codec_command *c);
+
+/* Queues a Rebalance frame for to_node; errors as transport_send(). */
+int transport_send_rebalance(struct transport *t, uint32_t to_node);
 
 int transport_members(struct transport *t, const struct transport_member **out,
                       size_t *count);

@@ -64,6 +64,8 @@ struct node {
     size_t recv_count;
     size_t member_events;
     size_t commands; /* PartitionCommand frames received */
+    size_t rebalances; /* Rebalance frames received */
+    uint32_t rebalance_from;
     uint32_t command_from;
     uint32_t command_partition;
     uint64_t command_key;
@@ -133,6 +135,13 @@ static void on_command(void *data, uint32_t from, uint32_t partition,
     }
 }
 
+static void on_rebalance(void *data, uint32_t from)
+{
+    struct node *n = data;
+    n->rebalances++;
+    n->rebalance_from = from;
+}
+
 static void on_member(void *data, const struct transport_member *m)
 {
     struct node *n = data;
@@ -179,8 +188,8 @@ static void node_start(struct node *n, uv_loop_t *loop, uint32_t id,
                        size_t contact_count, size_t queue_max)
 {
     struct transport_options o;
-    struct transport_callbacks cb = {on_raft, on_member, on_peer, on_command,
-                                     n};
+    struct transport_callbacks cb = {on_raft,    on_member,    on_peer,
+                                     on_command, on_rebalance, n};
     char command_host[32];
 
     memset(n, 0, sizeof(*n));
@@ -595,6 +604,15 @@ static void partition_commands_arrive(void **state)
     assert_int_equal(c.nodes[0].commands, 1);
     assert_true(c.nodes[0].command_ack);
     assert_int_equal(c.nodes[0].command_partition, 1);
+    /* A Rebalance request reaches the peer's on_rebalance. */
+    assert_int_equal(transport_send_rebalance(c.nodes[0].t, 2), 0);
+    for (int i = 0; i < 500 && c.nodes[1].rebalances == 0; i++) {
+        run_for(&c.loop, 10);
+    }
+    assert_int_equal(c.nodes[1].rebalances, 1);
+    assert_int_equal(c.nodes[1].rebalance_from, 1);
+    assert_int_equal(transport_send_rebalance(c.nodes[0].t, 1),
+                     TRANSPORT_E_INVALID);
     /* Refused locally: neither record nor ack; to ourselves. */
     cmd.ack = false;
     assert_int_equal(transport_send_command(c.nodes[1].t, 1, 1, &cmd),
@@ -1000,7 +1018,7 @@ static void api_errors(void **state)
     struct node n;
     struct transport *t;
     struct transport_options o;
-    struct transport_callbacks cb = {on_raft, NULL, NULL, NULL, &n};
+    struct transport_callbacks cb = {on_raft, NULL, NULL, NULL, NULL, &n};
     struct raft_message m = message_vote(1, 42, 1);
     const char *bad[] = {"no-port", "h:0", "h:65536", ":1", "h:12x"};
 

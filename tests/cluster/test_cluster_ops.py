@@ -292,6 +292,21 @@ class ScaleTest(unittest.TestCase):
         keys, failed = load["up"]
         self.assertEqual(failed, 0, "publishing failed during the scale")
 
+        # Rebalance: every partition's leader moves to its highest-priority
+        # replica (the round-robin primary, broker (p - 1) % 3). Partition
+        # 3's primary, broker 2, left and rejoined, so another broker leads
+        # it now (priorities only order elections; they move no leader).
+        want = {p: (p - 1) % 3 for p in (1, 2, 3)}
+        harness.wait_until(lambda: len(cluster.leaders()) == 3, CHANGE_S,
+                           what="a leader for every partition")
+        self.assertNotEqual(cluster.leaders()[3], 2,
+                            "broker 2 leads partition 3 before the rebalance")
+        status, body = http("POST", mgmt + "/actuator/rebalance")
+        self.assertEqual(status, 200, body)
+        harness.wait_until(lambda: cluster.leaders() == want, CHANGE_S,
+                           interval_s=0.2,
+                           what="every partition led by its primary")
+
 
 class ForceRemoveTest(unittest.TestCase):
 
