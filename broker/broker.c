@@ -1973,6 +1973,40 @@ static int broker_change(void *data, const struct management_change_request *req
     case MANAGEMENT_REQUEST_EXPORTER_ENABLE:
     case MANAGEMENT_REQUEST_EXPORTER_DISABLE:
         break;
+    case MANAGEMENT_REQUEST_CHANGE_CANCEL:
+        /* Ends the change in progress as CANCELLED: its completed
+         * operations stay applied, the rest never run. Any member may
+         * write it (the change may be stuck because its coordinator is
+         * gone); the new version reaches every broker by gossip and each
+         * stops executing. Answered with the configuration afterwards. */
+        next = malloc(sizeof(*next));
+        if (next == NULL) {
+            return -ENOMEM;
+        }
+        *next = b->cluster;
+        rv = cluster_config_change_finish(next, req->change_id,
+                                          CLUSTER_CONFIG_CHANGE_CANCELLED,
+                                          broker_wall_ms(), out->message,
+                                          sizeof(out->message));
+        if (rv != 0) {
+            free(next);
+            out->status = 400;
+            return 0;
+        }
+        rv = broker_cluster_adopt(b, next, out->message, sizeof(out->message));
+        free(next);
+        if (rv != 0) {
+            out->status = 500;
+            return 0;
+        }
+        fprintf(stderr, "broker %u: change %" PRIu64 " cancelled\n",
+                b->cfg.node_id, req->change_id);
+        if (cluster_config_to_json(&b->cluster, &body) != 0) {
+            return -ENOMEM;
+        }
+        out->status = 200;
+        out->body = body;
+        return 0;
     case MANAGEMENT_REQUEST_REBALANCE: {
         /* Every broker moves the leaderships it holds to the partitions'
          * highest-priority replicas: this one now, the others when the
@@ -2466,9 +2500,10 @@ int broker_start(struct broker *b, char *errmsg, size_t errmsg_len)
         go.contact_point_count = 1;
         go.topology_refresh_ms = b->cfg.heartbeat_interval_ms;
         go.version = TANDEM_VERSION;
-        b->gateway.data = b;
         rv = gateway_init(b->loop, &b->gateway, &go);
         if (rv == 0) {
+            /* after gateway_init(), which zeroes the struct */
+            b->gateway.data = b;
             b->gateway_open = true;
             rv = gateway_start(&b->gateway);
         }

@@ -308,6 +308,94 @@ class ScaleTest(unittest.TestCase):
                            what="every partition led by its primary")
 
 
+class CancelChangeTest(unittest.TestCase):
+    """3 brokers, 3 partitions, RF 2 (partition 3 on brokers 2 and 0):
+    broker 1 is killed, then asked to join partition 3, which it cannot
+    complete. DELETE /actuator/cluster/changes/{id} ends the stuck change
+    CANCELLED; another change is then accepted and processing goes on."""
+
+    def test_cancel_stuck_change(self):
+        harness.zbctl_path()
+        cluster = harness.Cluster.up(brokers=3, partitions=3,
+                                     replication_factor=2,
+                                     election_timeout_ms=300,
+                                     heartbeat_interval_ms=50)
+        self.addCleanup(cluster.down)
+        addr = cluster.gateway_address()
+        mgmt = cluster.management_url(0)
+        harness.wait_until(lambda: len(cluster.leaders()) == 3, 60,
+                           what="a leader for every partition")
+        self.assertEqual(placement_of(cluster.topology())[3], [0, 2])
+
+        # Nothing to cancel: 400 naming why; a dry run: 501; a bad id: 400.
+        status, body = http("DELETE", mgmt + "/actuator/cluster/changes/5")
+        self.assertEqual(status, 400, body)
+        self.assertIn("no configuration change is in progress",
+                      body["message"])
+        status, body = http("DELETE", mgmt + "/actuator/cluster/changes/5"
+                            "?dryRun=true")
+        self.assertEqual(status, 501, body)
+        status, body = http("DELETE", mgmt + "/actuator/cluster/changes/x")
+        self.assertEqual(status, 400, body)
+        status, body = http("GET", mgmt + "/actuator/cluster")
+        version = body["version"]
+
+        cluster.kill9(1)
+        status, plan = http("POST", mgmt + "/actuator/cluster/brokers/1"
+                            "/partitions/3", {"priority": 1})
+        self.assertEqual(status, 202, plan)
+        change = plan["changeId"]
+        time.sleep(2)
+        status, body = http("GET", mgmt + "/actuator/cluster")
+        self.assertEqual(body["pendingChange"]["id"], change, body)
+        self.assertEqual(body["pendingChange"]["status"], "IN_PROGRESS")
+        # Blocked: another change is refused while this one is stuck.
+        status, body = http("POST", mgmt + "/actuator/cluster/brokers/0"
+                            "/partitions/2", {})
+        self.assertEqual(status, 409, body)
+
+        # Another id than the pending change's: 400, nothing changes.
+        status, body = http("DELETE", mgmt + "/actuator/cluster/changes/%d"
+                            % (change + 7))
+        self.assertEqual(status, 400, body)
+        self.assertIn("the change in progress is %d" % change,
+                      body["message"])
+
+        status, body = http("DELETE", mgmt + "/actuator/cluster/changes/%d"
+                            % change)
+        self.assertEqual(status, 200, body)
+        self.assertNotIn("pendingChange", body)
+        self.assertEqual(body["lastChange"]["id"], change)
+        self.assertEqual(body["lastChange"]["status"], "CANCELLED")
+        self.assertGreater(body["version"], version)
+        # Every live broker learns it (gossip), and partition 3 keeps its
+        # two replicas: the join never completed.
+        for node in (0, 2):
+            url = cluster.management_url(node)
+            harness.wait_until(
+                lambda: (lambda b: "pendingChange" not in b and
+                         b.get("lastChange", {}).get("status") ==
+                         "CANCELLED")(http("GET", url +
+                                           "/actuator/cluster")[1]),
+                CHANGE_S, interval_s=0.2,
+                what="broker %d sees the change cancelled" % node)
+        status, body = http("GET", mgmt + "/actuator/cluster")
+        hosts3 = sorted(b["id"] for b in body["brokers"]
+                        if any(p["id"] == 3 for p in b["partitions"]))
+        self.assertEqual(hosts3, [0, 2])
+
+        # Not blocked any more: a new change is planned (dry run); broker
+        # 1 comes back (partition 1 has its quorum again) and processing
+        # goes on.
+        cluster.restart(1)
+        status, body = http("POST", mgmt + "/actuator/cluster/brokers/1"
+                            "/partitions/3?dryRun=true", {})
+        self.assertEqual(status, 202, body)
+        for i in range(6):
+            self.assertTrue(publish(addr, "c%d" % i, 20), "publish c%d" % i)
+        self.assertEqual(placement_of(cluster.topology())[3], [0, 2])
+
+
 class ForceRemoveTest(unittest.TestCase):
 
     def test_force_remove_lost_region(self):
