@@ -1697,9 +1697,7 @@ static int broker_op_done(struct broker *b, const struct cluster_config_op *op,
         struct raft_config want;
         bp = broker_part_find(b, op->partition_id);
         if (bp == NULL) {
-            snprintf(why, why_len, "broker %u does not host partition %u "
-                     "(partitions are created from the static placement; "
-                     "creating one at run time is not supported yet)",
+            snprintf(why, why_len, "broker %u has no partition %u",
                      b->cfg.node_id, op->partition_id);
             return -1;
         }
@@ -2135,8 +2133,8 @@ static int broker_cluster_json(void *data, void **out)
 
 static int broker_open_partition(struct broker *b,
                                  const struct broker_hosted_partition *hp,
-                                 struct broker_part *bp, char *errmsg,
-                                 size_t len)
+                                 bool placed, struct broker_part *bp,
+                                 char *errmsg, size_t len)
 {
     const struct broker_partition_placement *pp =
         &b->placement.partitions[hp->partition_id - 1];
@@ -2169,7 +2167,14 @@ static int broker_open_partition(struct broker *b,
         raft_node_free(raft);
         return rv;
     }
-    if (!st.has_hard_state && !st.has_snapshot && st.entry_count == 0) {
+    if (!st.has_hard_state && !st.has_snapshot && st.entry_count == 0 &&
+        !placed) {
+        /* Not in this broker's initial placement: the replica stays empty
+         * (no configuration, never campaigns) until a PARTITION_JOIN adds
+         * it to the group; it then learns everything from the leader. */
+        rv = 0;
+    } else if (!st.has_hard_state && !st.has_snapshot &&
+               st.entry_count == 0) {
         raft_config_init(&config);
         for (uint32_t j = 0; j < pp->replica_count; j++) {
             raft_config_add(&config, raft_id_of(pp->replicas[j].node_id),
@@ -2347,14 +2352,29 @@ int broker_init(uv_loop_t *loop, const struct broker_config *cfg,
     }
     b->batch_count = 1;
     b->requests = calloc(BROKER_REQUESTS_MAX, sizeof(*b->requests));
-    b->parts = calloc(hosted_count + 1, sizeof(*b->parts));
+    /* Every partition of the cluster gets a replica slot on every broker,
+     * so that a configuration change can add this broker to any of them
+     * at run time (scaling redistributes partitions): those of the
+     * initial placement are bootstrapped, the others stay empty, and the
+     * cluster configuration says which are active. */
+    b->parts = calloc(b->placement.partition_count + 1, sizeof(*b->parts));
     if (b->requests == NULL || b->parts == NULL) {
         snprintf(errmsg, errmsg_len, "out of memory");
         rv = -ENOMEM;
         goto err;
     }
-    for (size_t i = 0; i < hosted_count; i++) {
-        rv = broker_open_partition(b, &hosted[i], &b->parts[i], errmsg,
+    for (uint32_t i = 0; i < b->placement.partition_count; i++) {
+        struct broker_hosted_partition hp;
+        bool placed = false;
+        memset(&hp, 0, sizeof(hp));
+        hp.partition_id = i + 1;
+        for (size_t h = 0; h < hosted_count; h++) {
+            if (hosted[h].partition_id == i + 1) {
+                hp = hosted[h];
+                placed = true;
+            }
+        }
+        rv = broker_open_partition(b, &hp, placed, &b->parts[i], errmsg,
                                    errmsg_len);
         if (rv != 0) {
             goto err;

@@ -353,8 +353,10 @@ gateway_client_topology(struct gateway_client *c)
     c->topology = init;
     c->topology.gatewayversion = c->gateway_version;
 
-    /* Pass 1: brokers with a report, fresh ones first (they win the
-     * dedup by node id), then members only others know about. */
+    /* Brokers with a fresh report, then the members only others know
+     * alive. A broker whose report went stale and that no fresh broker
+     * names alive (killed, or removed from the cluster) is not listed,
+     * as Zeebe's gateway drops a member its membership protocol lost. */
     for (i = 0; i < c->broker_count; i++) {
         const Tandem__Command__BrokerTopology *t = broker_report(c->brokers[i]);
         if (t != NULL) {
@@ -368,30 +370,25 @@ gateway_client_topology(struct gateway_client *c)
             return &c->topology;
         }
     }
-    for (int pass = 0; pass < 2; pass++) {
-        for (i = 0; i < c->broker_count; i++) {
-            struct client_broker *b = c->brokers[i];
-            const Tandem__Command__BrokerTopology *t = broker_report(b);
-            const Tandem__Command__Member *self;
-            bool fresh = broker_fresh(b, now);
-            if (t == NULL || fresh != (pass == 0) ||
-                merge_find(entries, n, t->node_id) != NULL) {
-                continue;
-            }
-            assert(n < cap);
-            self = report_member(t, t->node_id);
-            entries[n].node_id = t->node_id;
-            entries[n].host = self != NULL && self->command_host[0] != '\0'
-                                  ? self->command_host
-                                  : b->host;
-            entries[n].port = self != NULL ? self->command_port : b->port;
-            entries[n].version = t->version;
-            entries[n].parts = fresh ? t : NULL;
-            if (fresh) {
-                parts_total += t->n_partitions;
-            }
-            n++;
+    for (i = 0; i < c->broker_count; i++) {
+        struct client_broker *b = c->brokers[i];
+        const Tandem__Command__BrokerTopology *t = broker_report(b);
+        const Tandem__Command__Member *self;
+        if (t == NULL || !broker_fresh(b, now) ||
+            merge_find(entries, n, t->node_id) != NULL) {
+            continue;
         }
+        assert(n < cap);
+        self = report_member(t, t->node_id);
+        entries[n].node_id = t->node_id;
+        entries[n].host = self != NULL && self->command_host[0] != '\0'
+                              ? self->command_host
+                              : b->host;
+        entries[n].port = self != NULL ? self->command_port : b->port;
+        entries[n].version = t->version;
+        entries[n].parts = t;
+        parts_total += t->n_partitions;
+        n++;
     }
     for (i = 0; i < c->broker_count; i++) {
         const struct client_broker *b = c->brokers[i];

@@ -9,8 +9,10 @@
  *     <-- Response{BrokerTopology}: that broker's partitions (role,
  *         health, term) and its member list; unknown members are added
  *         and connected to
- *   merged topology: per broker its own fresh report (older than
- *     topology_stale_ms or disconnected: listed without partitions);
+ *   merged topology: per broker its own fresh report; a broker whose
+ *     report is older than topology_stale_ms (or disconnected) is listed
+ *     without partitions while a fresh broker names it an alive member,
+ *     and not at all otherwise;
  *     leader of partition p = fresh broker reporting LEADER for p with
  *     the highest term; cluster size, partitions count and replication
  *     factor from the fresh report with the highest config_version

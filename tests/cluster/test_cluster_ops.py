@@ -308,6 +308,114 @@ class ScaleTest(unittest.TestCase):
                            what="every partition led by its primary")
 
 
+class RedistributeTest(unittest.TestCase):
+    """3 brokers, 3 partitions, RF 2 (p1 on 0,1; p2 on 1,2; p3 on 2,0).
+    Messages with ids and a long TTL are published first (they stay in
+    their partition's state). Scaling down to [0, 1] moves partition 2 to
+    broker 0 and partition 3 to broker 1, which never held them (empty
+    replicas join as learners and get the state by snapshot and log),
+    while clients publish; then to [0] with replication factor 1, so
+    broker 0 alone holds every partition; brokers 1 and 2 are killed and
+    broker 0 restarted. Re-publishing every message id is then rejected
+    as a duplicate: the moved state is all there (nothing acknowledged
+    lost). Finally back to [0, 1, 2] with RF 2: the initial placement."""
+
+    MESSAGES = 24
+
+    def publish_ids(self, addr):
+        """-> {partition: [outcome...]} for each message id m<i>, outcome
+        True (acknowledged), "dup" (AlreadyExists) or False."""
+        out = {}
+        for i in range(self.MESSAGES):
+            res = harness.zbctl(["publish", "message", "moved",
+                                 "--correlationKey", "k%d" % i,
+                                 "--messageId", "m%d" % i, "--ttl", "1h"],
+                                addr, timeout_s=20, check=False)
+            text = res.stdout + res.stderr
+            if res.returncode == 0:
+                key = int(json.loads(res.stdout)["key"])
+                out.setdefault(key >> 51, []).append(True)
+            elif "AlreadyExists" in text:
+                out.setdefault("dup", []).append(i)
+            else:
+                out.setdefault("failed", []).append((i, text[-300:]))
+        return out
+
+    def scale(self, mgmt, ids, rf):
+        status, plan = http("POST", mgmt + "/actuator/cluster/brokers"
+                            "?replicationFactor=%d" % rf,
+                            [str(n) for n in ids])
+        self.assertEqual(status, 202, plan)
+        body = wait_change_completed(mgmt, plan["changeId"])
+        self.assertEqual(sorted(b["id"] for b in body["brokers"]), ids)
+        return plan
+
+    def test_scale_moves_partitions_to_new_brokers(self):
+        harness.zbctl_path()
+        cluster = harness.Cluster.up(brokers=3, partitions=3,
+                                     replication_factor=2,
+                                     election_timeout_ms=300,
+                                     heartbeat_interval_ms=50)
+        self.addCleanup(cluster.down)
+        addr = cluster.gateway_address()
+        mgmt = cluster.management_url(0)
+        harness.wait_until(lambda: len(cluster.leaders()) == 3, 60,
+                           what="a leader for every partition")
+        initial = placement_of(cluster.topology())
+        self.assertEqual(initial, {1: [0, 1], 2: [1, 2], 3: [0, 2]})
+        first = self.publish_ids(addr)
+        self.assertEqual(sorted(k for k in first), [1, 2, 3], first)
+
+        import threading
+        load = {}
+
+        def publish_load(name):
+            load[name] = harness.publish_many(addr, 200, 4, 60, name)
+
+        t = threading.Thread(target=publish_load, args=("down",))
+        t.start()
+        plan = self.scale(mgmt, [0, 1], 2)
+        t.join(90)
+        joins = sorted((o["brokerId"], o["partitionId"])
+                       for o in plan["plannedChanges"]
+                       if o["operation"] == "PARTITION_JOIN")
+        self.assertEqual(joins, [(0, 2), (1, 3)])
+        harness.wait_until(
+            lambda: placement_of(cluster.topology()) ==
+            {p: [0, 1] for p in (1, 2, 3)}, CHANGE_S, interval_s=0.2,
+            what="every partition on brokers 0 and 1")
+        keys, failed = load["down"]
+        self.assertEqual(failed, 0, "publishing failed during the move")
+        self.assertEqual(len(keys), 200)
+
+        self.scale(mgmt, [0], 1)
+        cluster.kill9(1)
+        cluster.kill9(2)
+        cluster.kill9(0)
+        cluster.restart(0)
+        harness.wait_until(
+            lambda: placement_of(cluster.topology()) ==
+            {p: [0] for p in (1, 2, 3)} and
+            len(cluster.leaders(exclude=(1, 2))) == 3,
+            CHANGE_S, interval_s=0.2,
+            what="broker 0 alone leading every partition")
+        again = self.publish_ids(addr)
+        self.assertEqual(sorted(again.get("dup", [])),
+                         list(range(self.MESSAGES)),
+                         "every message id must still be known: %r" % again)
+        for i in range(6):
+            self.assertTrue(publish(addr, "x%d" % i, 20), "publish x%d" % i)
+
+        cluster.restart(1)
+        cluster.restart(2)
+        self.scale(mgmt, [0, 1, 2], 2)
+        harness.wait_until(
+            lambda: placement_of(cluster.topology()) == initial,
+            CHANGE_S, interval_s=0.2, what="the initial placement")
+        for i in range(6):
+            self.assertTrue(publish(addr, "y%d" % i, 20), "publish y%d" % i)
+
+
 class CancelChangeTest(unittest.TestCase):
     """3 brokers, 3 partitions, RF 2 (partition 3 on brokers 2 and 0):
     broker 1 is killed, then asked to join partition 3, which it cannot
@@ -486,6 +594,12 @@ class ForceRemoveTest(unittest.TestCase):
                 cluster.topology(0)) == (4, 2),
             FAILOVER_S, interval_s=0.2,
             what="/v2/topology clusterSize 4 and replicationFactor 2")
+        # Only the live members are listed (as Zeebe's gateway does).
+        harness.wait_until(
+            lambda: sorted(b["nodeId"] for b in
+                           cluster.topology(0)["brokers"]) == [0, 2, 4, 6],
+            FAILOVER_S, interval_s=0.2,
+            what="/v2/topology lists brokers 0, 2, 4, 6 only")
 
         # Failback: region 1 comes back with empty data; its brokers hold
         # no partition until the scale joins them (inactive ones are not
