@@ -128,8 +128,9 @@ static uint64_t director_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static void director_vlog(struct exporter_director *d, int level,
-                          const char *id, const char *fmt, va_list ap)
+__attribute__((format(printf, 4, 0))) static void
+director_vlog(struct exporter_director *d, int level, const char *id,
+              const char *fmt, va_list ap)
 {
     char msg[512];
     vsnprintf(msg, sizeof(msg), fmt, ap);

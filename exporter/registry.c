@@ -86,8 +86,9 @@ static const char *registry_ctx_arg(const struct exporter_context *ctx,
     return exporter_args_find(ctx->args, ctx->arg_count, key);
 }
 
-static int registry_ctx_vfail(struct exporter_context *ctx, const char *key,
-                              const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static int
+registry_ctx_vfail(struct exporter_context *ctx, const char *key,
+                   const char *fmt, va_list ap)
 {
     size_t cap = sizeof(ctx->errmsg);
     int n = key != NULL

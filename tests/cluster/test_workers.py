@@ -72,8 +72,19 @@ class WorkersTest(unittest.TestCase):
                 if line.startswith("created "):
                     progress["created"] = int(line.split()[1])
 
+        # Each pipe has exactly one reader, a thread of its own (not
+        # communicate(), which would race read_stderr for stderr and could
+        # then block on it while workers.js blocks writing its large
+        # result line into a full stdout pipe).
+        out_chunks = []
+
+        def read_stdout():
+            out_chunks.append(proc.stdout.read())
+
         reader = threading.Thread(target=read_stderr, daemon=True)
         reader.start()
+        out_reader = threading.Thread(target=read_stdout, daemon=True)
+        out_reader.start()
         try:
             harness.wait_until(lambda: progress["created"] >= KILL_AT, 60,
                                what="%d instances created" % KILL_AT)
@@ -88,12 +99,14 @@ class WorkersTest(unittest.TestCase):
             time.sleep(3)
             self.cluster.restart(victim)
             restarted_at = progress["created"]
-            out, _ = proc.communicate(timeout=TIME_LIMIT_S + 60)
+            proc.wait(timeout=TIME_LIMIT_S + 60)
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
         reader.join(5)
+        out_reader.join(10)
+        out = "".join(out_chunks)
         self.assertEqual(proc.returncode, 0, "".join(stderr_lines[-30:]))
         log = json.loads(out.strip().splitlines()[-1])
         created = set(log["created"])

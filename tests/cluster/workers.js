@@ -40,9 +40,21 @@ async function main() {
   const errors = [];
   let createFailed = 0;
   const note = (e) => { if (errors.length < 10) errors.push(String(e && e.message ? e.message : e)); };
+  // A run that outlives its time limit by WATCHDOG_S says where it is
+  // stuck (on stderr) and exits 3, so a hang fails with a reason.
+  const WATCHDOG_S = 30;
+  let phase = 'deploy';
+  let creating = 0;
+  const watchdog = setTimeout(() => {
+    process.stderr.write('watchdog: stuck in phase "' + phase + '" ' + WATCHDOG_S +
+      ' s after the time limit: created ' + created.length + ', finished ' +
+      finished.size + ', creates in flight ' + creating + ', errors ' +
+      JSON.stringify(errors) + '\n', () => process.exit(3));
+  }, Number(tArg) * 1000 + WATCHDOG_S * 1000);
 
   await zbc.deployResource({ processFilename: bpmn });
 
+  phase = 'create';
   const types = ['w-prepare', 'w-big', 'w-small', 'w-left', 'w-right', 'w-finish'];
   const workers = types.map((type) => zbc.createWorker({
     taskType: type,
@@ -72,6 +84,7 @@ async function main() {
   async function creator() {
     while (next < total && Date.now() < deadline) {
       const i = next++;
+      creating++;
       try {
         const res = await zbc.createProcessInstance({
           bpmnProcessId: 'workers',
@@ -82,18 +95,25 @@ async function main() {
       } catch (e) {
         createFailed++;
         note(e);
+      } finally {
+        creating--;
       }
       if (pace > 0) await new Promise((r) => setTimeout(r, pace));
     }
   }
   await Promise.all(Array.from({ length: 4 }, creator));
+  phase = 'wait for instances to finish';
   while (Date.now() < deadline && created.some((k) => !finished.has(k))) {
     await new Promise((r) => setTimeout(r, 100));
   }
+  phase = 'close workers';
   for (const w of workers) {
     try { await w.close(1000); } catch (e) { /* closing */ }
   }
+  phase = 'close client';
   try { await zbc.close(2000); } catch (e) { /* closing */ }
+  phase = 'write result';
+  clearTimeout(watchdog);
   // Exit only once the (large) line is flushed into the pipe.
   process.stdout.write(JSON.stringify({
     created, finished: [...finished], activations, completions, createFailed, errors,
