@@ -27,6 +27,7 @@ cluster directory). Python 3.11 standard library, psql/pg_dump/pg_restore,
 node with tests/node_modules (zeebe-node, zbctl).
 """
 
+import collections
 import json
 import os
 import shutil
@@ -175,6 +176,16 @@ class Clients:
         self.done = None
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
+        # stderr is drained all along (the last lines kept), so that the
+        # clients never block on a full pipe.
+        self.err_lines = collections.deque(maxlen=50)
+        self.err_thread = threading.Thread(target=self._read_err,
+                                           daemon=True)
+        self.err_thread.start()
+
+    def _read_err(self):
+        for line in self.proc.stderr:
+            self.err_lines.append(line)
 
     def _read(self):
         for line in self.proc.stdout:
@@ -217,10 +228,8 @@ class Clients:
         return self.proc.returncode
 
     def stderr_tail(self):
-        try:
-            return self.proc.stderr.read()[-2000:]
-        except (OSError, ValueError):
-            return ""
+        self.err_thread.join(timeout=5)
+        return "".join(self.err_lines)[-2000:]
 
     def kill(self):
         """Cleanup: the process ends, every pipe is closed."""
@@ -228,6 +237,7 @@ class Clients:
             self.proc.kill()
             self.proc.wait(timeout=10)
         self.thread.join(timeout=10)
+        self.err_thread.join(timeout=10)
         for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             try:
                 f.close()
