@@ -290,6 +290,15 @@ static void topology_discovers_and_merges(void **state)
     assert_int_equal(t->brokers[1]->n_partitions, 0);
     assert_int_equal(t->brokers[0]->n_partitions, 3);
     assert_int_equal(gateway_client_leader(&fx->client, 2), -1);
+    /* Once no fresh broker names it alive either (killed, or removed
+     * from the cluster), it is not listed at all, as in Zeebe. */
+    fx->fakes[1].dead_to_others = true;
+    run_for(&fx->loop, 250);
+    t = gateway_client_topology(&fx->client);
+    assert_int_equal(t->n_brokers, 2);
+    assert_int_equal(t->brokers[0]->nodeid, 0);
+    assert_int_equal(t->brokers[1]->nodeid, 2);
+    fx->fakes[1].dead_to_others = false;
     fx->fakes[1].topology_silent = false;
     assert_true(run_until(&fx->loop, topology_complete, fx, 2000));
 }

@@ -109,14 +109,17 @@ static void fake_answer_topology(struct fake_conn *conn, uint64_t id)
     t.version = "8.4.0-fake";
     for (i = 0; i < f->cluster_count; i++) {
         Tandem__Command__Member m = TANDEM__COMMAND__MEMBER__INIT;
+        if (f->cluster[i] != f && f->cluster[i]->dead_to_others) {
+            continue;
+        }
         m.node_id = f->cluster[i]->node_id;
         m.command_host = "127.0.0.1";
         m.command_port = f->cluster[i]->port;
         m.version = "8.4.0-fake";
-        members[i] = m;
-        mp[i] = &members[i];
+        members[t.n_members] = m;
+        mp[t.n_members] = &members[t.n_members];
+        t.n_members++;
     }
-    t.n_members = f->cluster_count;
     t.members = mp;
     for (i = 0; i < f->partition_count; i++) {
         Tandem__Command__PartitionState p =

@@ -70,6 +70,9 @@ struct fake_broker {
     struct fake_broker **cluster; /* members, incl. itself */
     uint32_t cluster_count;
     bool topology_silent;          /* ignore TopologyRequests */
+    bool dead_to_others;           /* other fakes leave it out of their
+                                      member lists (as brokers do with a
+                                      member gossip reports dead) */
     enum fake_publish_mode publish_mode;
     uint32_t drop_first;           /* DROP this many, then ANSWER */
     Tandem__Command__Code error_code;
