@@ -110,6 +110,17 @@ struct broker_request {
     uint64_t distribution_key;
 };
 
+#define BROKER_FORWARDS_MAX 32
+#define BROKER_FORWARD_TIMEOUT_MS 15000
+
+/* A management request forwarded to the coordinator (id 0: free). */
+struct broker_forward {
+    uint64_t id;
+    uint64_t ticket;   /* management_reply_finish() ticket */
+    uint64_t deadline; /* loop time */
+    uint32_t to;       /* coordinator node id */
+};
+
 struct broker {
     uv_loop_t *loop;
     struct broker_config cfg;
@@ -143,6 +154,11 @@ struct broker {
     uv_timer_t tick;
     uv_timer_t snapshot_timer;
     uint64_t last_expire;     /* loop time of the last request sweep */
+    /* Cluster change requests forwarded to their coordinator, waiting
+     * for its reply (answered 504 after BROKER_FORWARD_TIMEOUT_MS). */
+    struct broker_forward forwards[BROKER_FORWARDS_MAX];
+    uint64_t next_forward_id;
+    bool change_forwarded; /* broker_change() runs a forwarded request */
     uint64_t last_distribute; /* loop time distributions were last sent */
     uint64_t last_execute;    /* loop time the cluster change executor ran */
     bool execute_due;         /* a new configuration arrived: run it soon */
@@ -266,6 +282,27 @@ static void broker_expire_requests(struct broker *b, uint64_t now)
                 "and processed");
         }
         r->id = 0;
+    }
+}
+
+/* Answers 504 every forwarded management request whose coordinator did
+ * not reply in time (Zeebe's TimeoutError). */
+static void broker_expire_forwards(struct broker *b, uint64_t now)
+{
+    for (uint32_t i = 0; i < BROKER_FORWARDS_MAX; i++) {
+        struct broker_forward *f = &b->forwards[i];
+        struct management_reply out;
+        if (f->id == 0 || f->deadline > now) {
+            continue;
+        }
+        memset(&out, 0, sizeof(out));
+        out.status = 504;
+        snprintf(out.message, sizeof(out.message),
+                 "Request to broker %u (the coordinator) timed out after "
+                 "%u ms",
+                 f->to, BROKER_FORWARD_TIMEOUT_MS);
+        (void)management_reply_finish(&b->mgmt, f->ticket, &out);
+        memset(f, 0, sizeof(*f));
     }
 }
 
@@ -666,6 +703,7 @@ static void broker_tick(uv_timer_t *t)
         }
     }
     broker_expire_requests(b, now);
+    broker_expire_forwards(b, now);
     broker_distribute(b, now);
     if (b->execute_due || now - b->last_execute >= BROKER_EXECUTE_MS) {
         broker_cluster_execute(b);
@@ -1908,6 +1946,217 @@ static void broker_on_rebalance(void *data, uint32_t from_node)
     }
 }
 
+/* A management change request as the JSON payload of a forward frame. */
+static json_t *broker_forward_request_json(
+    const struct management_change_request *req)
+{
+    json_t *brokers = json_array();
+    json_t *obj;
+    for (uint32_t i = 0; brokers != NULL && i < req->broker_count; i++) {
+        json_array_append_new(brokers, json_integer(req->brokers[i]));
+    }
+    obj = json_pack("{s:i, s:b, s:b, s:I, s:o, s:I, s:I, s:I, s:I, s:s, s:s}",
+                    "kind", req->kind, "dryRun", req->dry_run, "force",
+                    req->force, "replicationFactor",
+                    (json_int_t)req->replication_factor, "brokers", brokers,
+                    "brokerId", (json_int_t)req->broker_id, "partitionId",
+                    (json_int_t)req->partition_id, "priority",
+                    (json_int_t)req->priority, "changeId",
+                    (json_int_t)req->change_id, "exporter", req->exporter,
+                    "initializeFrom", req->initialize_from);
+    return obj;
+}
+
+/* Reads a forwarded request back; every field checked against the
+ * bounds management.c enforces. Returns 0 or -EINVAL. */
+static int broker_forward_request_parse(const void *payload, size_t len,
+                                        struct management_change_request *req)
+{
+    json_t *obj = json_loadb(payload, len, 0, NULL);
+    json_t *brokers = json_object_get(obj, "brokers");
+    json_int_t kind = json_integer_value(json_object_get(obj, "kind"));
+    const char *exporter = json_string_value(json_object_get(obj, "exporter"));
+    const char *from =
+        json_string_value(json_object_get(obj, "initializeFrom"));
+    int rv = 0;
+
+    memset(req, 0, sizeof(*req));
+    if (!json_is_object(obj) || !json_is_array(brokers) ||
+        json_array_size(brokers) > MANAGEMENT_BROKERS_MAX ||
+        kind < MANAGEMENT_REQUEST_SCALE || kind > MANAGEMENT_REQUEST_EXPORTERS_GET ||
+        exporter == NULL || strlen(exporter) > MANAGEMENT_ID_MAX ||
+        from == NULL || strlen(from) > MANAGEMENT_ID_MAX) {
+        json_decref(obj);
+        return -EINVAL;
+    }
+    req->kind = (int)kind;
+    req->dry_run = json_is_true(json_object_get(obj, "dryRun"));
+    req->force = json_is_true(json_object_get(obj, "force"));
+    req->replication_factor = (uint32_t)json_integer_value(
+        json_object_get(obj, "replicationFactor"));
+    req->broker_count = (uint32_t)json_array_size(brokers);
+    for (uint32_t i = 0; i < req->broker_count; i++) {
+        json_int_t id = json_integer_value(json_array_get(brokers, i));
+        if (id < 0 || id > UINT32_MAX) {
+            rv = -EINVAL;
+        }
+        req->brokers[i] = (uint32_t)id;
+    }
+    req->broker_id =
+        (uint32_t)json_integer_value(json_object_get(obj, "brokerId"));
+    req->partition_id =
+        (uint32_t)json_integer_value(json_object_get(obj, "partitionId"));
+    req->priority =
+        (uint32_t)json_integer_value(json_object_get(obj, "priority"));
+    req->change_id =
+        (uint64_t)json_integer_value(json_object_get(obj, "changeId"));
+    snprintf(req->exporter, sizeof(req->exporter), "%s", exporter);
+    snprintf(req->initialize_from, sizeof(req->initialize_from), "%s", from);
+    json_decref(obj);
+    return rv;
+}
+
+/* Sends req to its coordinator and records it as waiting under ticket.
+ * Returns 0, or a negative value when it cannot be sent (no free slot,
+ * the coordinator unknown or not connected). */
+static int broker_forward_send(struct broker *b,
+                               const struct management_change_request *req,
+                               uint32_t coordinator, uint64_t ticket)
+{
+    const struct transport_member *members = NULL;
+    size_t count = 0;
+    struct broker_forward *slot = NULL;
+    struct codec_forward fw;
+    bool alive = false;
+    json_t *obj;
+    char *text;
+    int rv;
+
+    transport_members(b->transport, &members, &count);
+    for (size_t i = 0; i < count; i++) {
+        if (members[i].node_id == raft_id_of(coordinator) &&
+            members[i].alive) {
+            alive = true;
+        }
+    }
+    for (uint32_t i = 0; i < BROKER_FORWARDS_MAX && slot == NULL; i++) {
+        if (b->forwards[i].id == 0) {
+            slot = &b->forwards[i];
+        }
+    }
+    if (!alive || slot == NULL) {
+        return -EAGAIN;
+    }
+    obj = broker_forward_request_json(req);
+    text = obj != NULL ? json_dumps(obj, JSON_COMPACT) : NULL;
+    json_decref(obj);
+    if (text == NULL) {
+        return -ENOMEM;
+    }
+    memset(&fw, 0, sizeof(fw));
+    fw.id = ++b->next_forward_id;
+    fw.payload = text;
+    fw.payload_len = strlen(text);
+    rv = transport_send_forward(b->transport, (uint32_t)raft_id_of(coordinator),
+                                &fw);
+    free(text);
+    if (rv != 0) {
+        return rv;
+    }
+    slot->id = fw.id;
+    slot->ticket = ticket;
+    slot->to = coordinator;
+    slot->deadline = broker_now(b) + BROKER_FORWARD_TIMEOUT_MS;
+    fprintf(stderr, "broker %u: cluster request forwarded to broker %u "
+            "(the coordinator)\n", b->cfg.node_id, coordinator);
+    return 0;
+}
+
+static int broker_change(void *data, const struct management_change_request *req,
+                         struct management_reply *out);
+
+/* A forwarded request (run here, the answer sent back) or the answer to
+ * one this broker forwarded (relayed to the waiting HTTP request). */
+static void broker_on_forward(void *data, uint32_t from_node,
+                              const struct codec_forward *fw)
+{
+    struct broker *b = data;
+    struct management_reply out;
+
+    memset(&out, 0, sizeof(out));
+    if (b->closing) {
+        return;
+    }
+    if (fw->reply) {
+        json_t *obj = json_loadb(fw->payload, fw->payload_len, 0, NULL);
+        json_int_t status = json_integer_value(json_object_get(obj, "status"));
+        json_t *body = json_object_get(obj, "body");
+        const char *message =
+            json_string_value(json_object_get(obj, "message"));
+        for (uint32_t i = 0; i < BROKER_FORWARDS_MAX; i++) {
+            struct broker_forward *f = &b->forwards[i];
+            if (f->id != fw->id || f->id == 0 ||
+                (uint32_t)raft_id_of(f->to) != from_node) {
+                continue;
+            }
+            out.status = status >= 200 && status <= 599 ? (int)status : 502;
+            out.body = body != NULL ? json_incref(body) : NULL;
+            snprintf(out.message, sizeof(out.message), "%s",
+                     message != NULL ? message
+                                     : "the coordinator answered nothing "
+                                       "readable");
+            (void)management_reply_finish(&b->mgmt, f->ticket, &out);
+            memset(f, 0, sizeof(*f));
+        }
+        json_decref(obj);
+        return;
+    }
+    {
+        struct management_change_request *req = malloc(sizeof(*req));
+        struct codec_forward back;
+        json_t *ans;
+        char *text = NULL;
+        int rv;
+
+        if (req == NULL) {
+            return; /* the sender times out with 504 */
+        }
+        if (broker_forward_request_parse(fw->payload, fw->payload_len, req) !=
+            0) {
+            out.status = 400;
+            snprintf(out.message, sizeof(out.message),
+                     "the forwarded request could not be read");
+        } else {
+            b->change_forwarded = true;
+            rv = broker_change(b, req, &out);
+            b->change_forwarded = false;
+            if (rv != 0) {
+                json_decref((json_t *)out.body);
+                out.body = NULL;
+                out.status = 500;
+                snprintf(out.message, sizeof(out.message),
+                         "the coordinator could not handle the request "
+                         "(code %d)", rv);
+            }
+        }
+        free(req);
+        ans = json_pack("{s:i, s:o?, s:s}", "status", out.status, "body",
+                        (json_t *)out.body, "message", out.message);
+        text = ans != NULL ? json_dumps(ans, JSON_COMPACT) : NULL;
+        json_decref(ans);
+        if (text == NULL) {
+            return;
+        }
+        memset(&back, 0, sizeof(back));
+        back.id = fw->id;
+        back.reply = true;
+        back.payload = text;
+        back.payload_len = strlen(text);
+        (void)transport_send_forward(b->transport, from_node, &back);
+        free(text);
+    }
+}
+
 /* The cluster operation routes of the management port. */
 static int broker_change(void *data, const struct management_change_request *req,
                          struct management_reply *out)
@@ -2070,13 +2319,24 @@ static int broker_change(void *data, const struct management_change_request *req
         return 0;
     }
     if (plan->coordinator != b->cfg.node_id) {
-        /* One writer per change: the coordinator starts it (Zeebe's
-         * gateway forwards to it; here the operator asks it directly). */
+        /* One writer per change: the coordinator starts it. Like Zeebe's
+         * gateway, forward the request to it and relay its answer; a
+         * forwarded request is never forwarded again. */
+        uint32_t coordinator = plan->coordinator;
+        free(plan);
+        if (!b->change_forwarded && out->ticket != 0) {
+            rv = broker_forward_send(b, req, coordinator, out->ticket);
+            if (rv == 0) {
+                return MANAGEMENT_REPLY_LATER;
+            }
+        }
         out->status = 502;
         snprintf(out->message, sizeof(out->message),
-                 "broker %u coordinates this change; send the request to its "
-                 "management port", plan->coordinator);
-        free(plan);
+                 "broker %u coordinates this change and %s; send the request "
+                 "to its management port",
+                 coordinator,
+                 b->change_forwarded ? "this broker is not it"
+                                     : "cannot be reached from here");
         return 0;
     }
     next = malloc(sizeof(*next));
@@ -2445,6 +2705,7 @@ int broker_start(struct broker *b, char *errmsg, size_t errmsg_len)
     tc.on_raft = broker_on_raft;
     tc.on_command = broker_on_command;
     tc.on_rebalance = broker_on_rebalance;
+    tc.on_forward = broker_on_forward;
     tc.data = b;
     rv = transport_init(b->loop, &b->transport, &to, &tc);
     if (rv != 0) {

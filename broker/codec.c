@@ -519,6 +519,31 @@ int codec_command_encode(struct codec_arena *arena, uint32_t partition,
     return frame_pack(arena, &f, frame_bytes_max, frame);
 }
 
+int codec_forward_encode(struct codec_arena *arena, size_t frame_bytes_max,
+                         const struct codec_forward *fw,
+                         struct raft_buf *frame)
+{
+    Tandem__Raft__Frame f = TANDEM__RAFT__FRAME__INIT;
+    Tandem__Raft__ManagementForward m = TANDEM__RAFT__MANAGEMENT_FORWARD__INIT;
+
+    assert(arena != NULL);
+    assert(fw != NULL);
+    assert(frame != NULL);
+    frame->base = NULL;
+    frame->len = 0;
+    if (fw->id == 0 || fw->payload_len > CODEC_FORWARD_PAYLOAD_MAX ||
+        (fw->payload == NULL && fw->payload_len > 0)) {
+        return CODEC_E_INVALID;
+    }
+    m.id = fw->id;
+    m.reply = fw->reply;
+    m.payload.data = (uint8_t *)(uintptr_t)fw->payload;
+    m.payload.len = fw->payload_len;
+    f.body_case = TANDEM__RAFT__FRAME__BODY_FORWARD;
+    f.forward = &m;
+    return frame_pack(arena, &f, frame_bytes_max, frame);
+}
+
 int codec_rebalance_encode(struct codec_arena *arena, size_t frame_bytes_max,
                            struct raft_buf *frame)
 {
@@ -798,6 +823,22 @@ int codec_frame_decode_any(struct codec_arena *arena, const void *data,
     case TANDEM__RAFT__FRAME__BODY_REBALANCE:
         out->body = CODEC_BODY_REBALANCE;
         break;
+    case TANDEM__RAFT__FRAME__BODY_FORWARD:
+        out->body = CODEC_BODY_FORWARD;
+        if (f->partition != 0 || f->forward->id == 0 ||
+            f->forward->payload.len > CODEC_FORWARD_PAYLOAD_MAX) {
+            rv = fail(CODEC_E_MALFORMED, errmsg,
+                      "management forward with a partition, id 0 or a "
+                      "payload over %u bytes",
+                      CODEC_FORWARD_PAYLOAD_MAX);
+            break;
+        }
+        out->forward.id = f->forward->id;
+        out->forward.reply = f->forward->reply;
+        out->forward.payload =
+            f->forward->payload.len > 0 ? f->forward->payload.data : NULL;
+        out->forward.payload_len = f->forward->payload.len;
+        break;
     case TANDEM__RAFT__FRAME__BODY_COMMAND:
         out->body = CODEC_BODY_COMMAND;
         if (f->partition == 0 || f->command->source_partition == 0 ||
@@ -847,7 +888,8 @@ int codec_frame_decode(struct codec_arena *arena, const void *data, size_t len,
     }
     assert(rv != 0 || out->body == CODEC_BODY_RAFT ||
            out->body == CODEC_BODY_HELLO || out->body == CODEC_BODY_COMMAND ||
-           out->body == CODEC_BODY_REBALANCE);
+           out->body == CODEC_BODY_REBALANCE ||
+           out->body == CODEC_BODY_FORWARD);
     return rv;
 }
 

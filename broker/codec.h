@@ -137,6 +137,18 @@ enum codec_body {
     CODEC_BODY_GOSSIP = 3, /* only from codec_frame_decode_any() */
     CODEC_BODY_COMMAND = 4, /* frame.command is set */
     CODEC_BODY_REBALANCE = 5, /* no payload */
+    CODEC_BODY_FORWARD = 6, /* frame.forward is set */
+};
+
+/* A forwarded cluster change request or its reply (proto/raft.proto
+ * ManagementForward). */
+#define CODEC_FORWARD_PAYLOAD_MAX (64u * 1024u)
+struct codec_forward {
+    uint64_t id;         /* non-zero */
+    bool reply;
+    const void *payload; /* JSON text, not NUL-terminated; may be NULL
+                            when payload_len is 0 */
+    size_t payload_len;  /* <= CODEC_FORWARD_PAYLOAD_MAX */
 };
 
 /* A decoded frame. Every pointer inside points into the arena passed to
@@ -158,6 +170,8 @@ struct codec_frame {
     struct codec_hello hello; /* when body == CODEC_BODY_HELLO */
     struct codec_command command; /* when body == CODEC_BODY_COMMAND;
                                      record points into the arena */
+    struct codec_forward forward; /* when body == CODEC_BODY_FORWARD;
+                                     payload points into the arena */
 };
 
 /* Checks the structure of a message, as encode does before writing and
@@ -194,6 +208,13 @@ int codec_hello_encode(struct codec_arena *arena,
 int codec_command_encode(struct codec_arena *arena, uint32_t partition,
                          const struct codec_command *c,
                          size_t frame_bytes_max, struct raft_buf *frame);
+
+/* Encodes a ManagementForward frame (partition 0) into arena. Returns
+ * 0, CODEC_E_INVALID (id 0, payload too long), CODEC_E_TOO_BIG,
+ * CODEC_E_NOMEM. */
+int codec_forward_encode(struct codec_arena *arena, size_t frame_bytes_max,
+                         const struct codec_forward *fw,
+                         struct raft_buf *frame);
 
 /* Encodes a Rebalance frame into arena. Returns 0, CODEC_E_TOO_BIG,
  * CODEC_E_NOMEM. */

@@ -91,6 +91,13 @@ struct management_handler {
     struct management_impl *impl;
 };
 
+/* A request answered later: req is NULL once h2o freed it. */
+struct management_deferred {
+    uint64_t ticket; /* 0: free */
+    h2o_req_t *req;
+    int kind;
+};
+
 struct management_impl {
     struct management *owner;
     uv_loop_t *loop;
@@ -118,6 +125,9 @@ struct management_impl {
     struct management_status status;
     /* The cluster operation request being parsed and answered. */
     struct management_change_request change_req;
+    /* Requests the provider answers later (management_reply_finish). */
+    struct management_deferred deferred[MANAGEMENT_DEFERRED_MAX];
+    uint64_t next_ticket;
     /* installed[id]: partition id has been leader or follower (Zeebe's
      * PartitionInstallStatus; never reset). */
     bool installed[MANAGEMENT_PARTITIONS_MAX + 1];
@@ -727,18 +737,90 @@ static int brokers_parse(h2o_req_t *req, const json_t *body,
 }
 
 /* Calls the provider and sends its reply. */
+/* Sends the provider's answer to a cluster operation request of kind. */
+static void change_reply(h2o_req_t *req, int kind, struct management_reply *out)
+{
+    out->message[MANAGEMENT_MESSAGE_MAX] = '\0';
+    if (out->status < 200 || out->status > 599) {
+        json_decref((json_t *)out->body);
+        reply_messagef(req, 500,
+                       "the broker could not handle the request (status %d)",
+                       out->status);
+        return;
+    }
+    if (kind == MANAGEMENT_REQUEST_EXPORTING_PAUSE ||
+        kind == MANAGEMENT_REQUEST_EXPORTING_SOFT_PAUSE ||
+        kind == MANAGEMENT_REQUEST_EXPORTING_RESUME) {
+        /* Zeebe 8.4.7+: a WebEndpointResponse serialized as JSON. */
+        json_t *inner = (json_t *)out->body;
+        if (inner == NULL && out->status >= 400) {
+            inner = json_string(out->message[0] != '\0'
+                                    ? out->message
+                                    : reason_phrase(out->status));
+        }
+        reply_json(req, 200,
+                   json_pack("{s:o?, s:i, s:n}", "body", inner, "status",
+                             out->status, "contentType"));
+        return;
+    }
+    if (out->body != NULL) {
+        reply_json(req, out->status, (json_t *)out->body);
+    } else if (out->status >= 400) {
+        reply_message(req, out->status,
+                      out->message[0] != '\0' ? out->message
+                                               : reason_phrase(out->status));
+    } else {
+        reply_empty(req, out->status);
+    }
+}
+
+/* Lives in a deferred request's memory pool: when h2o frees the request
+ * (answered, or its connection closed first), the slot forgets it. */
+struct deferred_guard {
+    struct management_impl *impl;
+    uint64_t ticket;
+};
+
+static void deferred_guard_dispose(void *p)
+{
+    struct deferred_guard *g = p;
+    for (uint32_t i = 0; i < MANAGEMENT_DEFERRED_MAX; i++) {
+        if (g->impl->deferred[i].ticket == g->ticket) {
+            g->impl->deferred[i].req = NULL;
+        }
+    }
+}
+
 static void change_dispatch(struct management_impl *impl, h2o_req_t *req,
                             const struct management_change_request *cr)
 {
     struct management_reply out;
+    struct management_deferred *slot = NULL;
     memset(&out, 0, sizeof(out));
     if (impl->provider.change == NULL) {
         reply_message(req, 404, "cluster operations are not served here");
         return;
     }
+    for (uint32_t i = 0; i < MANAGEMENT_DEFERRED_MAX && slot == NULL; i++) {
+        if (impl->deferred[i].ticket == 0) {
+            slot = &impl->deferred[i];
+        }
+    }
+    if (slot != NULL) {
+        out.ticket = ++impl->next_ticket;
+    }
     int rv = impl->provider.change(impl->provider.data, cr, &out);
-    out.message[MANAGEMENT_MESSAGE_MAX] = '\0';
-    if (rv != 0 || out.status < 200 || out.status > 599) {
+    if (rv == MANAGEMENT_REPLY_LATER && out.ticket != 0) {
+        struct deferred_guard *g = h2o_mem_alloc_shared(
+            &req->pool, sizeof(*g), deferred_guard_dispose);
+        g->impl = impl;
+        g->ticket = out.ticket;
+        slot->ticket = out.ticket;
+        slot->req = req;
+        slot->kind = cr->kind;
+        return;
+    }
+    if (rv != 0) {
         json_decref((json_t *)out.body);
         reply_messagef(req, 500,
                        "the broker could not handle the request (code %d, "
@@ -746,30 +828,34 @@ static void change_dispatch(struct management_impl *impl, h2o_req_t *req,
                        rv, out.status);
         return;
     }
-    if (cr->kind == MANAGEMENT_REQUEST_EXPORTING_PAUSE ||
-        cr->kind == MANAGEMENT_REQUEST_EXPORTING_SOFT_PAUSE ||
-        cr->kind == MANAGEMENT_REQUEST_EXPORTING_RESUME) {
-        /* Zeebe 8.4.7+: a WebEndpointResponse serialized as JSON. */
-        json_t *inner = (json_t *)out.body;
-        if (inner == NULL && out.status >= 400) {
-            inner =
-                json_string(out.message[0] != '\0' ? out.message
-                                                   : reason_phrase(out.status));
+    change_reply(req, cr->kind, &out);
+}
+
+int management_reply_finish(struct management *m, uint64_t ticket,
+                            struct management_reply *reply)
+{
+    struct management_impl *impl;
+    assert(m != NULL && reply != NULL);
+    impl = m->impl;
+    for (uint32_t i = 0; impl != NULL && !impl->closing && ticket != 0 &&
+                         i < MANAGEMENT_DEFERRED_MAX;
+         i++) {
+        struct management_deferred *d = &impl->deferred[i];
+        if (d->ticket != ticket) {
+            continue;
         }
-        reply_json(req, 200,
-                   json_pack("{s:o?, s:i, s:n}", "body", inner, "status",
-                             out.status, "contentType"));
-        return;
+        h2o_req_t *req = d->req;
+        int kind = d->kind;
+        memset(d, 0, sizeof(*d));
+        if (req == NULL) {
+            break; /* its connection closed meanwhile */
+        }
+        change_reply(req, kind, reply);
+        return 0;
     }
-    if (out.body != NULL) {
-        reply_json(req, out.status, (json_t *)out.body);
-    } else if (out.status >= 400) {
-        reply_message(req, out.status,
-                      out.message[0] != '\0' ? out.message
-                                             : reason_phrase(out.status));
-    } else {
-        reply_empty(req, out.status);
-    }
+    json_decref((json_t *)reply->body);
+    reply->body = NULL;
+    return MANAGEMENT_E_STATE;
 }
 
 /* Routes the cluster-operation paths. Returns true if it answered req. */
@@ -1374,6 +1460,17 @@ void management_close(struct management *m, management_close_cb cb)
     impl->close_cb = cb;
     if (impl->listener_open) {
         uv_close((uv_handle_t *)&impl->listener, listener_closed_cb);
+    }
+    /* A request still waiting for its deferred answer keeps h2o from
+     * reading its connection (it would never see the shutdown below):
+     * answer it now. */
+    for (uint32_t i = 0; i < MANAGEMENT_DEFERRED_MAX; i++) {
+        struct management_deferred *d = &impl->deferred[i];
+        h2o_req_t *req = d->req;
+        memset(d, 0, sizeof(*d));
+        if (req != NULL) {
+            reply_message(req, 503, "the broker is shutting down");
+        }
     }
     for (struct management_conn *c = impl->conns; c != NULL; c = c->next) {
         if (c->h2o_owned) {

@@ -182,7 +182,13 @@ struct management_change_request {
 };
 
 /* The provider's answer to one request. */
+#define MANAGEMENT_DEFERRED_MAX 32 /* requests answered later at once */
+#define MANAGEMENT_REPLY_LATER 1   /* change(): answered later, see below */
 struct management_reply {
+    uint64_t ticket; /* set by the server before change(): non-zero when
+                        the provider may return MANAGEMENT_REPLY_LATER
+                        and answer with management_reply_finish(ticket)
+                        (0 when MANAGEMENT_DEFERRED_MAX requests wait) */
     int status; /* HTTP status, 200..599 */
     void *body; /* a jansson json_t * whose reference passes to the server,
                    or NULL: {"message": message} when status >= 400, no
@@ -224,6 +230,9 @@ struct management_provider {
      * set in *out is released). May be NULL: those routes answer 404. */
     int (*change)(void *data, const struct management_change_request *req,
                   struct management_reply *out);
+    /* (change() may also return MANAGEMENT_REPLY_LATER when out->ticket
+     * is non-zero: nothing is sent now; the provider must later call
+     * management_reply_finish() with that ticket exactly once.) */
 };
 
 /* Listening options. Borrowed during management_init() only. */
@@ -280,6 +289,13 @@ uint16_t management_bound_port(const struct management *m);
  * inside this call). m may be freed in cb or later. cb may be NULL. A
  * second call is ignored. */
 void management_close(struct management *m, management_close_cb cb);
+
+/* Answers the request change() deferred under ticket with reply (its
+ * body, if any, passes to the server). Returns 0, or MANAGEMENT_E_STATE
+ * when the request is gone (its connection closed, or an unknown ticket);
+ * the body is released either way. Loop thread only. */
+int management_reply_finish(struct management *m, uint64_t ticket,
+                            struct management_reply *reply);
 
 /* The last error's description (a static empty string if none); borrowed
  * from m until the next call on m. */

@@ -207,6 +207,11 @@ struct transport_callbacks {
     /* A peer asked this broker to rebalance its leaderships. May be
      * NULL (such frames are then dropped). */
     void (*on_rebalance)(void *data, uint32_t from_node);
+    /* A forwarded cluster change request, or the reply to one
+     * (broker/codec.h struct codec_forward; fw->payload points into
+     * memory valid only during the call). May be NULL (dropped). */
+    void (*on_forward)(void *data, uint32_t from_node,
+                       const struct codec_forward *fw);
     void *data;
 };
 
@@ -276,6 +281,11 @@ int transport_send_command(struct transport *t, uint32_t to_node,
 
 /* Queues a Rebalance frame for to_node; errors as transport_send(). */
 int transport_send_rebalance(struct transport *t, uint32_t to_node);
+
+/* Queues a ManagementForward frame for to_node; errors as
+ * transport_send(), TRANSPORT_E_INVALID also for a bad fw. */
+int transport_send_forward(struct transport *t, uint32_t to_node,
+                           const struct codec_forward *fw);
 
 int transport_members(struct transport *t, const struct transport_member **out,
                       size_t *count);

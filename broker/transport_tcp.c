@@ -911,6 +911,15 @@ static void conn_frame_handle(struct transport_conn *c, struct raft_buf frame)
         }
         return;
     }
+    if (f.body == CODEC_BODY_FORWARD) {
+        i = transport_member_find(t, c->node_id);
+        assert(i > 0);
+        transport_member_heard(t, (size_t)i);
+        if (!t->closing && t->cb.on_forward != NULL) {
+            t->cb.on_forward(t->cb.data, c->node_id, &f.forward);
+        }
+        return;
+    }
     if (f.body == CODEC_BODY_COMMAND) {
         i = transport_member_find(t, c->node_id);
         assert(i > 0);
@@ -1730,6 +1739,43 @@ int transport_send_command(struct transport *t, uint32_t to_node,
     case CODEC_E_TOO_BIG:
         return TRANSPORT_E_TOO_BIG;
     default:
+        return b->arena.full ? TRANSPORT_E_BUSY : TRANSPORT_E_NOMEM;
+    }
+    transport_batch_append(b, frame);
+    return 0;
+}
+
+int transport_send_forward(struct transport *t, uint32_t to_node,
+                           const struct codec_forward *fw)
+{
+    struct transport_batch *b;
+    struct transport_peer *p;
+    struct raft_buf frame;
+    int rv;
+    int i;
+
+    assert(t != NULL);
+    assert(fw != NULL);
+    if (!t->started || t->closing) {
+        return TRANSPORT_E_STATE;
+    }
+    if (to_node == t->o.node_id) {
+        return TRANSPORT_E_INVALID;
+    }
+    i = transport_member_find(t, to_node);
+    if (i < 0 || (t->peers[i].conn == NULL && t->members[i].port == 0)) {
+        return TRANSPORT_E_UNKNOWN_PEER;
+    }
+    p = &t->peers[i];
+    rv = transport_peer_reserve(t, p, &b);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = codec_forward_encode(&b->arena, t->o.frame_bytes_max, fw, &frame);
+    if (rv == CODEC_E_INVALID) {
+        return TRANSPORT_E_INVALID;
+    }
+    if (rv != 0) {
         return b->arena.full ? TRANSPORT_E_BUSY : TRANSPORT_E_NOMEM;
     }
     transport_batch_append(b, frame);

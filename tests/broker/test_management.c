@@ -60,6 +60,16 @@ struct fixture {
     const char *reply_body;
     const char *reply_message;
     int change_code;
+
+    /* Deferred replies: with later set, change() returns
+     * MANAGEMENT_REPLY_LATER and keeps its ticket; the finish async then
+     * answers it on the loop thread with reply_status (finish_rv gets
+     * management_reply_finish()'s result, finished counts calls). */
+    bool later;
+    uint64_t later_ticket;
+    uv_async_t finish;
+    int finish_rv;
+    int finished;
 };
 
 /* ------------------------------------------------------------------------
@@ -91,8 +101,36 @@ static int fake_change(void *data, const struct management_change_request *req,
         snprintf(out->message, sizeof(out->message), "%s", fx->reply_message);
     }
     int rv = fx->change_code;
+    if (fx->later && out->ticket != 0) {
+        fx->later_ticket = out->ticket;
+        json_decref((json_t *)out->body);
+        out->body = NULL;
+        rv = MANAGEMENT_REPLY_LATER;
+    }
     pthread_mutex_unlock(&fx->mutex);
     return rv;
+}
+
+static void finish_cb(uv_async_t *async)
+{
+    struct fixture *fx = async->data;
+    struct management_reply r;
+    pthread_mutex_lock(&fx->mutex);
+    memset(&r, 0, sizeof(r));
+    r.status = fx->reply_status;
+    if (fx->reply_body != NULL) {
+        r.body = json_loads(fx->reply_body, 0, NULL);
+    }
+    if (fx->reply_message != NULL) {
+        snprintf(r.message, sizeof(r.message), "%s", fx->reply_message);
+    }
+    uint64_t ticket = fx->later_ticket;
+    pthread_mutex_unlock(&fx->mutex);
+    int rv = management_reply_finish(&fx->m, ticket, &r);
+    pthread_mutex_lock(&fx->mutex);
+    fx->finish_rv = rv;
+    fx->finished++;
+    pthread_mutex_unlock(&fx->mutex);
 }
 
 static void fake_reply(struct fixture *fx, int status, const char *body,
@@ -142,6 +180,7 @@ static void stop_cb(uv_async_t *async)
     struct fixture *fx = async->data;
     management_close(&fx->m, server_closed_cb);
     uv_close((uv_handle_t *)&fx->stop, NULL);
+    uv_close((uv_handle_t *)&fx->finish, NULL);
 }
 
 /* The loop runner: one thread for the whole run that runs each test's
@@ -219,6 +258,8 @@ static int fixture_start(void **state, uint32_t connections_max)
     assert_true(fx->port > 0);
     assert_int_equal(uv_async_init(&fx->loop, &fx->stop, stop_cb), 0);
     fx->stop.data = fx;
+    assert_int_equal(uv_async_init(&fx->loop, &fx->finish, finish_cb), 0);
+    fx->finish.data = fx;
     runner_run(&fx->loop);
     *state = fx;
     return 0;
@@ -1030,6 +1071,112 @@ static void test_exporter_routes(void **state)
 }
 
 /* A body above MANAGEMENT_BODY_MAX is refused by h2o (413) unseen. */
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Waits (bounded) until the loop thread ran finish_cb n times. */
+static void wait_finished(struct fixture *fx, int n)
+{
+    for (int i = 0; i < 500; i++) {
+        pthread_mutex_lock(&fx->mutex);
+        int done = fx->finished;
+        pthread_mutex_unlock(&fx->mutex);
+        if (done >= n) {
+            return;
+        }
+        sleep_ms(10);
+    }
+    fail_msg("finish_cb did not run");
+}
+
+/* change() may answer later (a request forwarded to the coordinator):
+ * nothing is sent until management_reply_finish(), whose reply then goes
+ * out as a synchronous one would; a ticket whose connection closed
+ * meanwhile is refused and its body released. */
+static void test_deferred_reply(void **state)
+{
+    struct fixture *fx = *state;
+    static const char req[] =
+        "POST /actuator/cluster/brokers HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Connection: close\r\nContent-Type: application/json\r\n"
+        "Content-Length: 5\r\n\r\n[1,2]";
+    struct response res;
+    char byte;
+
+    fake_reply(fx, 202, "{\"changeId\": 9}", NULL);
+    pthread_mutex_lock(&fx->mutex);
+    fx->later = true;
+    pthread_mutex_unlock(&fx->mutex);
+
+    int fd = client_connect(fx->port);
+    client_send(fd, req, sizeof(req) - 1);
+    /* Nothing comes before the reply is finished. */
+    struct timeval shortwait = {.tv_sec = 0, .tv_usec = 300 * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &shortwait, sizeof(shortwait));
+    assert_true(recv(fd, &byte, 1, MSG_PEEK) < 0);
+    struct timeval tv = {.tv_sec = TEST_IO_TIMEOUT_S};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    assert_int_equal(change_calls(fx), 1);
+    assert_int_equal(uv_async_send(&fx->finish), 0);
+    memset(&res, 0, sizeof(res));
+    client_receive(fd, &res);
+    close(fd);
+    wait_finished(fx, 1);
+    assert_int_equal(fx->finish_rv, 0);
+    assert_int_equal(res.status, 202);
+    json_t *body = response_json(&res);
+    assert_int_equal(json_int(body, "changeId"), 9);
+    json_decref(body);
+
+    /* The same ticket again: refused (answered already). */
+    assert_int_equal(uv_async_send(&fx->finish), 0);
+    wait_finished(fx, 2);
+    assert_int_equal(fx->finish_rv, MANAGEMENT_E_STATE);
+
+    /* The client goes away before the answer: finishing is harmless. */
+    fake_reply(fx, 400, NULL, "too late");
+    fd = client_connect(fx->port);
+    client_send(fd, req, sizeof(req) - 1);
+    for (int i = 0; i < 500 && change_calls(fx) == 0; i++) {
+        sleep_ms(10);
+    }
+    assert_int_equal(change_calls(fx), 1);
+    close(fd);
+    sleep_ms(100);
+    assert_int_equal(uv_async_send(&fx->finish), 0);
+    wait_finished(fx, 3);
+    assert_true(fx->finish_rv == 0 || fx->finish_rv == MANAGEMENT_E_STATE);
+
+    /* Still waiting when the server closes: answered 503 (teardown then
+     * checks the close completes with no handle left). */
+    fake_reply(fx, 202, NULL, NULL);
+    fd = client_connect(fx->port);
+    client_send(fd, req, sizeof(req) - 1);
+    for (int i = 0; i < 500 && change_calls(fx) == 0; i++) {
+        sleep_ms(10);
+    }
+    assert_int_equal(change_calls(fx), 1);
+    assert_int_equal(uv_async_send(&fx->stop), 0);
+    memset(&res, 0, sizeof(res));
+    client_receive(fd, &res);
+    close(fd);
+    assert_int_equal(res.status, 503);
+}
+
+static int teardown_stopped(void **state)
+{
+    struct fixture *fx = *state;
+    runner_wait();
+    assert_true(fx->closed);
+    assert_int_equal(uv_loop_close(&fx->loop), 0);
+    pthread_mutex_destroy(&fx->mutex);
+    free(fx);
+    return 0;
+}
+
 static void test_body_limit(void **state)
 {
     struct fixture *fx = *state;
@@ -1094,6 +1241,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_provider_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_garbage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deferred_reply, setup,
+                                        teardown_stopped),
         cmocka_unit_test_setup_teardown(test_keep_alive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_limit,
                                         setup_two_connections, teardown),

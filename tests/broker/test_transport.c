@@ -66,6 +66,10 @@ struct node {
     size_t commands; /* PartitionCommand frames received */
     size_t rebalances; /* Rebalance frames received */
     uint32_t rebalance_from;
+    size_t forwards; /* ManagementForward frames received */
+    uint64_t forward_id;
+    bool forward_reply;
+    char forward_payload[64];
     uint32_t command_from;
     uint32_t command_partition;
     uint64_t command_key;
@@ -142,6 +146,17 @@ static void on_rebalance(void *data, uint32_t from)
     n->rebalance_from = from;
 }
 
+static void on_forward(void *data, uint32_t from, const struct codec_forward *fw)
+{
+    struct node *n = data;
+    (void)from;
+    n->forwards++;
+    n->forward_id = fw->id;
+    n->forward_reply = fw->reply;
+    snprintf(n->forward_payload, sizeof(n->forward_payload), "%.*s",
+             (int)fw->payload_len, (const char *)fw->payload);
+}
+
 static void on_member(void *data, const struct transport_member *m)
 {
     struct node *n = data;
@@ -189,7 +204,8 @@ static void node_start(struct node *n, uv_loop_t *loop, uint32_t id,
 {
     struct transport_options o;
     struct transport_callbacks cb = {on_raft,    on_member,    on_peer,
-                                     on_command, on_rebalance, n};
+                                     on_command, on_rebalance, on_forward,
+                                     n};
     char command_host[32];
 
     memset(n, 0, sizeof(*n));
@@ -613,6 +629,24 @@ static void partition_commands_arrive(void **state)
     assert_int_equal(c.nodes[1].rebalance_from, 1);
     assert_int_equal(transport_send_rebalance(c.nodes[0].t, 1),
                      TRANSPORT_E_INVALID);
+    /* A forwarded management request reaches the peer's on_forward with
+     * its id, direction and payload; id 0 is refused locally. */
+    {
+        struct codec_forward fw = {.id = 7, .reply = true,
+                                   .payload = "{\"status\":202}",
+                                   .payload_len = 14};
+        assert_int_equal(transport_send_forward(c.nodes[0].t, 2, &fw), 0);
+        for (int i = 0; i < 500 && c.nodes[1].forwards == 0; i++) {
+            run_for(&c.loop, 10);
+        }
+        assert_int_equal(c.nodes[1].forwards, 1);
+        assert_int_equal(c.nodes[1].forward_id, 7);
+        assert_true(c.nodes[1].forward_reply);
+        assert_string_equal(c.nodes[1].forward_payload, "{\"status\":202}");
+        fw.id = 0;
+        assert_int_equal(transport_send_forward(c.nodes[0].t, 2, &fw),
+                         TRANSPORT_E_INVALID);
+    }
     /* Refused locally: neither record nor ack; to ourselves. */
     cmd.ack = false;
     assert_int_equal(transport_send_command(c.nodes[1].t, 1, 1, &cmd),
@@ -1018,7 +1052,8 @@ static void api_errors(void **state)
     struct node n;
     struct transport *t;
     struct transport_options o;
-    struct transport_callbacks cb = {on_raft, NULL, NULL, NULL, NULL, &n};
+    struct transport_callbacks cb = {on_raft, NULL, NULL, NULL,
+                                     NULL, NULL, &n};
     struct raft_message m = message_vote(1, 42, 1);
     const char *bad[] = {"no-port", "h:0", "h:65536", ":1", "h:12x"};
 

@@ -160,11 +160,13 @@ class ExporterChangeTest(unittest.TestCase):
         status, body = http("POST", self.mgmt +
                             "/actuator/exporters/nosuch/disable")
         self.assertEqual(status, 400, body)
-        # Not the coordinator: refused, nothing recorded.
+        # A dry run at a broker that is not the coordinator: planned
+        # there, nothing recorded (a real change would be forwarded to the
+        # coordinator, see CancelChangeTest).
         status, body = http("POST", self.cluster.management_url(1) +
-                            "/actuator/exporters/ops1/disable")
-        self.assertEqual(status, 502, body)
-        self.assertIn("broker 0", body["message"])
+                            "/actuator/exporters/ops1/disable?dryRun=true")
+        self.assertEqual(status, 202, body)
+        self.assertEqual(len(body["plannedChanges"]), 9)
         self.assertEqual(
             http("GET", self.mgmt + "/actuator/cluster")[1]["version"],
             version)
@@ -502,6 +504,30 @@ class CancelChangeTest(unittest.TestCase):
         for i in range(6):
             self.assertTrue(publish(addr, "c%d" % i, 20), "publish c%d" % i)
         self.assertEqual(placement_of(cluster.topology())[3], [0, 2])
+
+        # Any broker takes a change: broker 2 is not the coordinator, so
+        # it forwards the request to broker 0 and relays its answer (as
+        # Zeebe's gateway does).
+        m2 = cluster.management_url(2)
+        status, plan = http("POST", m2 + "/actuator/cluster/brokers/1"
+                            "/partitions/3", {"priority": 1})
+        self.assertEqual(status, 202, plan)
+        self.assertEqual([o["operation"] for o in plan["plannedChanges"]],
+                         ["PARTITION_JOIN"])
+        wait_change_completed(mgmt, plan["changeId"])
+        harness.wait_until(
+            lambda: placement_of(cluster.topology())[3] == [0, 1, 2],
+            CHANGE_S, interval_s=0.2, what="broker 1 in partition 3")
+        # The coordinator lost: the request is answered 502 naming it
+        # (or 504 while the loss is not detected yet), nothing changes.
+        cluster.kill9(0)
+        time.sleep(4)
+        status, body = http("DELETE", m2 + "/actuator/cluster/brokers/1"
+                            "/partitions/3", timeout_s=30)
+        self.assertIn(status, (502, 504), body)
+        self.assertIn("broker 0", body["message"])
+        status, body = http("GET", m2 + "/actuator/cluster")
+        self.assertNotIn("pendingChange", body)
 
 
 class ForceRemoveTest(unittest.TestCase):
