@@ -158,7 +158,6 @@ struct broker {
      * for its reply (answered 504 after BROKER_FORWARD_TIMEOUT_MS). */
     struct broker_forward forwards[BROKER_FORWARDS_MAX];
     uint64_t next_forward_id;
-    bool change_forwarded; /* broker_change() runs a forwarded request */
     uint64_t last_distribute; /* loop time distributions were last sent */
     uint64_t last_execute;    /* loop time the cluster change executor ran */
     bool execute_due;         /* a new configuration arrived: run it soon */
@@ -2127,9 +2126,7 @@ static void broker_on_forward(void *data, uint32_t from_node,
             snprintf(out.message, sizeof(out.message),
                      "the forwarded request could not be read");
         } else {
-            b->change_forwarded = true;
-            rv = broker_change(b, req, &out);
-            b->change_forwarded = false;
+            rv = broker_change(b, req, &out); /* out.ticket 0: no deferral */
             if (rv != 0) {
                 json_decref((json_t *)out.body);
                 out.body = NULL;
@@ -2320,23 +2317,24 @@ static int broker_change(void *data, const struct management_change_request *req
     }
     if (plan->coordinator != b->cfg.node_id) {
         /* One writer per change: the coordinator starts it. Like Zeebe's
-         * gateway, forward the request to it and relay its answer; a
-         * forwarded request is never forwarded again. */
+         * gateway, forward the request to it and relay its answer. A
+         * forwarded request comes without a ticket (broker_on_forward), so
+         * it is never forwarded again. */
         uint32_t coordinator = plan->coordinator;
         free(plan);
-        if (!b->change_forwarded && out->ticket != 0) {
-            rv = broker_forward_send(b, req, coordinator, out->ticket);
-            if (rv == 0) {
-                return MANAGEMENT_REPLY_LATER;
-            }
+        if (out->ticket != 0 &&
+            broker_forward_send(b, req, coordinator, out->ticket) == 0) {
+            return MANAGEMENT_REPLY_LATER;
         }
         out->status = 502;
         snprintf(out->message, sizeof(out->message),
-                 "broker %u coordinates this change and %s; send the request "
-                 "to its management port",
-                 coordinator,
-                 b->change_forwarded ? "this broker is not it"
-                                     : "cannot be reached from here");
+                 "broker %u coordinates this change and broker %u cannot "
+                 "forward the request to it (%s); send the request to its "
+                 "management port",
+                 coordinator, b->cfg.node_id,
+                 out->ticket != 0 ? "not reachable"
+                                  : "forwarded already, or too many "
+                                    "requests waiting");
         return 0;
     }
     next = malloc(sizeof(*next));

@@ -1658,17 +1658,14 @@ int transport_start(struct transport *t, const char *const *contact_points,
     return 0;
 }
 
-int transport_send(struct transport *t, uint32_t to_node, uint32_t partition,
-                   const struct raft_message *m)
+/* The checks every send does, then room for one frame in the filling
+ * batch of to_node's queue (*out). Returns 0 or a TRANSPORT_E_* code. */
+static int transport_send_reserve(struct transport *t, uint32_t to_node,
+                                  struct transport_batch **out)
 {
-    struct transport_batch *b;
-    struct transport_peer *p;
-    struct raft_buf frame;
-    int rv;
     int i;
 
     assert(t != NULL);
-    assert(m != NULL);
     if (!t->started || t->closing) {
         return TRANSPORT_E_STATE;
     }
@@ -1679,16 +1676,18 @@ int transport_send(struct transport *t, uint32_t to_node, uint32_t partition,
     if (i < 0 || (t->peers[i].conn == NULL && t->members[i].port == 0)) {
         return TRANSPORT_E_UNKNOWN_PEER;
     }
-    p = &t->peers[i];
-    rv = transport_peer_reserve(t, p, &b);
-    if (rv != 0) {
-        return rv;
-    }
-    rv = codec_raft_encode(&b->arena, partition, m, t->o.frame_bytes_max,
-                           &frame);
-    switch (rv) {
+    return transport_peer_reserve(t, &t->peers[i], out);
+}
+
+/* Appends an encoded frame to b, or maps the encoder's error. */
+static int transport_send_finish(struct transport_batch *b, int codec_rv,
+                                 struct raft_buf frame)
+{
+    switch (codec_rv) {
     case 0:
-        break;
+        transport_batch_append(b, frame);
+        assert(b->count > 0 && b->bytes >= frame.len);
+        return 0;
     case CODEC_E_INVALID:
         return TRANSPORT_E_INVALID;
     case CODEC_E_TOO_BIG:
@@ -1698,120 +1697,70 @@ int transport_send(struct transport *t, uint32_t to_node, uint32_t partition,
          * this is garbage left by failed encodings, or malloc failing. */
         return b->arena.full ? TRANSPORT_E_BUSY : TRANSPORT_E_NOMEM;
     }
-    transport_batch_append(b, frame);
-    assert(transport_peer_queue_bytes(p) > 0);
-    return 0;
+}
+
+int transport_send(struct transport *t, uint32_t to_node, uint32_t partition,
+                   const struct raft_message *m)
+{
+    struct transport_batch *b;
+    struct raft_buf frame = {NULL, 0};
+    int rv;
+
+    assert(m != NULL);
+    rv = transport_send_reserve(t, to_node, &b);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = codec_raft_encode(&b->arena, partition, m, t->o.frame_bytes_max,
+                           &frame);
+    return transport_send_finish(b, rv, frame);
 }
 
 int transport_send_command(struct transport *t, uint32_t to_node,
                            uint32_t partition, const struct codec_command *c)
 {
     struct transport_batch *b;
-    struct transport_peer *p;
-    struct raft_buf frame;
+    struct raft_buf frame = {NULL, 0};
     int rv;
-    int i;
 
-    assert(t != NULL);
     assert(c != NULL);
-    if (!t->started || t->closing) {
-        return TRANSPORT_E_STATE;
-    }
-    if (to_node == t->o.node_id) {
-        return TRANSPORT_E_INVALID;
-    }
-    i = transport_member_find(t, to_node);
-    if (i < 0 || (t->peers[i].conn == NULL && t->members[i].port == 0)) {
-        return TRANSPORT_E_UNKNOWN_PEER;
-    }
-    p = &t->peers[i];
-    rv = transport_peer_reserve(t, p, &b);
+    rv = transport_send_reserve(t, to_node, &b);
     if (rv != 0) {
         return rv;
     }
     rv = codec_command_encode(&b->arena, partition, c, t->o.frame_bytes_max,
                               &frame);
-    switch (rv) {
-    case 0:
-        break;
-    case CODEC_E_INVALID:
-        return TRANSPORT_E_INVALID;
-    case CODEC_E_TOO_BIG:
-        return TRANSPORT_E_TOO_BIG;
-    default:
-        return b->arena.full ? TRANSPORT_E_BUSY : TRANSPORT_E_NOMEM;
-    }
-    transport_batch_append(b, frame);
-    return 0;
+    return transport_send_finish(b, rv, frame);
 }
 
 int transport_send_forward(struct transport *t, uint32_t to_node,
                            const struct codec_forward *fw)
 {
     struct transport_batch *b;
-    struct transport_peer *p;
-    struct raft_buf frame;
+    struct raft_buf frame = {NULL, 0};
     int rv;
-    int i;
 
-    assert(t != NULL);
     assert(fw != NULL);
-    if (!t->started || t->closing) {
-        return TRANSPORT_E_STATE;
-    }
-    if (to_node == t->o.node_id) {
-        return TRANSPORT_E_INVALID;
-    }
-    i = transport_member_find(t, to_node);
-    if (i < 0 || (t->peers[i].conn == NULL && t->members[i].port == 0)) {
-        return TRANSPORT_E_UNKNOWN_PEER;
-    }
-    p = &t->peers[i];
-    rv = transport_peer_reserve(t, p, &b);
+    rv = transport_send_reserve(t, to_node, &b);
     if (rv != 0) {
         return rv;
     }
     rv = codec_forward_encode(&b->arena, t->o.frame_bytes_max, fw, &frame);
-    if (rv == CODEC_E_INVALID) {
-        return TRANSPORT_E_INVALID;
-    }
-    if (rv != 0) {
-        return b->arena.full ? TRANSPORT_E_BUSY : TRANSPORT_E_NOMEM;
-    }
-    transport_batch_append(b, frame);
-    return 0;
+    return transport_send_finish(b, rv, frame);
 }
 
 int transport_send_rebalance(struct transport *t, uint32_t to_node)
 {
     struct transport_batch *b;
-    struct transport_peer *p;
-    struct raft_buf frame;
+    struct raft_buf frame = {NULL, 0};
     int rv;
-    int i;
 
-    assert(t != NULL);
-    if (!t->started || t->closing) {
-        return TRANSPORT_E_STATE;
-    }
-    if (to_node == t->o.node_id) {
-        return TRANSPORT_E_INVALID;
-    }
-    i = transport_member_find(t, to_node);
-    if (i < 0 || (t->peers[i].conn == NULL && t->members[i].port == 0)) {
-        return TRANSPORT_E_UNKNOWN_PEER;
-    }
-    p = &t->peers[i];
-    rv = transport_peer_reserve(t, p, &b);
+    rv = transport_send_reserve(t, to_node, &b);
     if (rv != 0) {
         return rv;
     }
     rv = codec_rebalance_encode(&b->arena, t->o.frame_bytes_max, &frame);
-    if (rv != 0) {
-        return b->arena.full ? TRANSPORT_E_BUSY : TRANSPORT_E_NOMEM;
-    }
-    transport_batch_append(b, frame);
-    return 0;
+    return transport_send_finish(b, rv, frame);
 }
 
 int transport_members(struct transport *t, const struct transport_member **out,

@@ -66,6 +66,33 @@ def http_get(url, timeout_s=2.0):
         return None, str(getattr(e, "reason", e)).encode()
 
 
+def http(method, url, body=None, content_type="application/json",
+         timeout_s=10.0, unreachable=False):
+    """One management request -> (status, parsed JSON, or raw bytes when
+    not JSON). body: bytes as is, anything else as JSON. Without an HTTP
+    answer it raises, or with unreachable=True returns (None, reason)."""
+    data = None
+    headers = {"Accept": "application/json"}
+    if body is not None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        headers["Content-Type"] = content_type
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as res:
+            status, raw = res.status, res.read()
+    except urllib.error.HTTPError as e:
+        status, raw = e.code, e.read()
+    except (urllib.error.URLError, OSError) as e:
+        if not unreachable:
+            raise
+        return None, str(getattr(e, "reason", e))
+    try:
+        return status, json.loads(raw) if raw else None
+    except ValueError:
+        return status, raw
+
+
 def http_json(url, timeout_s=2.0):
     """GET url and parse JSON; raises AssertionError on non-200 or bad JSON."""
     status, body = http_get(url, timeout_s)

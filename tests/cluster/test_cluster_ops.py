@@ -29,10 +29,9 @@ import os
 import socket
 import shutil
 import sys
+import threading
 import time
 import unittest
-import urllib.error
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -43,25 +42,40 @@ HALT_PROBE_S = 6     # one publish attempt while the region is lost
 FAILOVER_S = 60      # bound on processing resuming after the force
 
 
-def http(method, url, body=None, content_type="application/json",
-         timeout_s=10.0):
-    """-> (status, parsed JSON or raw bytes)."""
-    data = None
-    headers = {"Accept": "application/json"}
-    if body is not None:
-        data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        headers["Content-Type"] = content_type
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout_s) as res:
-            status, raw = res.status, res.read()
-    except urllib.error.HTTPError as e:
-        status, raw = e.code, e.read()
-    try:
-        return status, json.loads(raw) if raw else None
-    except ValueError:
-        return status, raw
+http = harness.http
+
+
+def small_cluster(test, replication_factor):
+    """3 brokers, 3 partitions, fast elections, stopped at the end of
+    test; returns (cluster, gateway address, broker 0's management URL)
+    once every partition has a leader."""
+    harness.zbctl_path()
+    cluster = harness.Cluster.up(brokers=3, partitions=3,
+                                 replication_factor=replication_factor,
+                                 election_timeout_ms=300,
+                                 heartbeat_interval_ms=50)
+    test.addCleanup(cluster.down)
+    harness.wait_until(lambda: len(cluster.leaders()) == 3, 60,
+                       what="a leader for every partition")
+    return cluster, cluster.gateway_address(), cluster.management_url(0)
+
+
+def publish_in_background(addr, count, name):
+    """Starts harness.publish_many (4 in flight, 60 s) on a thread; returns
+    a function that waits for it and returns (acknowledged keys, number
+    failed), or (None, None) if it did not finish."""
+    result = {}
+
+    def run():
+        result["r"] = harness.publish_many(addr, count, 4, 60, name)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+
+    def join():
+        t.join(90)
+        return result.get("r", (None, None))
+    return join
 
 
 def closed_port():
@@ -242,26 +256,10 @@ class ScaleTest(unittest.TestCase):
     the initial placement again, and processing never stopped."""
 
     def test_scale_down_and_up(self):
-        harness.zbctl_path()
-        cluster = harness.Cluster.up(brokers=3, partitions=3,
-                                     replication_factor=3,
-                                     election_timeout_ms=300,
-                                     heartbeat_interval_ms=50)
-        self.addCleanup(cluster.down)
-        addr = cluster.gateway_address()
-        mgmt = cluster.management_url(0)
-        harness.wait_until(lambda: len(cluster.leaders()) == 3, 60,
-                           what="a leader for every partition")
+        cluster, addr, mgmt = small_cluster(self, 3)
         initial = placement_of(cluster.topology())
 
-        import threading
-        load = {}
-
-        def publish_load(name):
-            load[name] = harness.publish_many(addr, 300, 4, 60, name)
-
-        t = threading.Thread(target=publish_load, args=("down",))
-        t.start()
+        load = publish_in_background(addr, 300, "down")
         status, plan = http("POST", mgmt + "/actuator/cluster/brokers"
                             "?replicationFactor=2", ["0", "1"])
         self.assertEqual(status, 202, plan)
@@ -269,29 +267,26 @@ class ScaleTest(unittest.TestCase):
         self.assertEqual(kinds.count("PARTITION_LEAVE"), 3)
         self.assertEqual(kinds.count("BROKER_REMOVE"), 1)
         body = wait_change_completed(mgmt, plan["changeId"])
-        t.join(90)
+        keys, failed = load()
         self.assertEqual(sorted(b["id"] for b in body["brokers"]), [0, 1])
         harness.wait_until(
             lambda: placement_of(cluster.topology()) ==
             {p: [0, 1] for p in (1, 2, 3)}, CHANGE_S, interval_s=0.2,
             what="every partition on brokers 0 and 1")
-        keys, failed = load["down"]
         self.assertEqual(failed, 0, "publishing failed during the scale")
         self.assertEqual(len(keys), 300)
 
-        t = threading.Thread(target=publish_load, args=("up",))
-        t.start()
+        load = publish_in_background(addr, 300, "up")
         status, plan = http("POST", mgmt + "/actuator/cluster/brokers"
                             "?replicationFactor=3", ["0", "1", "2"])
         self.assertEqual(status, 202, plan)
         self.assertEqual([o["operation"] for o in
                           plan["plannedChanges"]].count("PARTITION_JOIN"), 3)
         wait_change_completed(mgmt, plan["changeId"])
-        t.join(90)
+        keys, failed = load()
         harness.wait_until(
             lambda: placement_of(cluster.topology()) == initial,
             CHANGE_S, interval_s=0.2, what="the initial placement")
-        keys, failed = load["up"]
         self.assertEqual(failed, 0, "publishing failed during the scale")
 
         # Rebalance: every partition's leader moves to its highest-priority
@@ -353,31 +348,15 @@ class RedistributeTest(unittest.TestCase):
         return plan
 
     def test_scale_moves_partitions_to_new_brokers(self):
-        harness.zbctl_path()
-        cluster = harness.Cluster.up(brokers=3, partitions=3,
-                                     replication_factor=2,
-                                     election_timeout_ms=300,
-                                     heartbeat_interval_ms=50)
-        self.addCleanup(cluster.down)
-        addr = cluster.gateway_address()
-        mgmt = cluster.management_url(0)
-        harness.wait_until(lambda: len(cluster.leaders()) == 3, 60,
-                           what="a leader for every partition")
+        cluster, addr, mgmt = small_cluster(self, 2)
         initial = placement_of(cluster.topology())
         self.assertEqual(initial, {1: [0, 1], 2: [1, 2], 3: [0, 2]})
         first = self.publish_ids(addr)
         self.assertEqual(sorted(k for k in first), [1, 2, 3], first)
 
-        import threading
-        load = {}
-
-        def publish_load(name):
-            load[name] = harness.publish_many(addr, 200, 4, 60, name)
-
-        t = threading.Thread(target=publish_load, args=("down",))
-        t.start()
+        load = publish_in_background(addr, 200, "down")
         plan = self.scale(mgmt, [0, 1], 2)
-        t.join(90)
+        keys, failed = load()
         joins = sorted((o["brokerId"], o["partitionId"])
                        for o in plan["plannedChanges"]
                        if o["operation"] == "PARTITION_JOIN")
@@ -386,7 +365,6 @@ class RedistributeTest(unittest.TestCase):
             lambda: placement_of(cluster.topology()) ==
             {p: [0, 1] for p in (1, 2, 3)}, CHANGE_S, interval_s=0.2,
             what="every partition on brokers 0 and 1")
-        keys, failed = load["down"]
         self.assertEqual(failed, 0, "publishing failed during the move")
         self.assertEqual(len(keys), 200)
 
@@ -425,16 +403,7 @@ class CancelChangeTest(unittest.TestCase):
     CANCELLED; another change is then accepted and processing goes on."""
 
     def test_cancel_stuck_change(self):
-        harness.zbctl_path()
-        cluster = harness.Cluster.up(brokers=3, partitions=3,
-                                     replication_factor=2,
-                                     election_timeout_ms=300,
-                                     heartbeat_interval_ms=50)
-        self.addCleanup(cluster.down)
-        addr = cluster.gateway_address()
-        mgmt = cluster.management_url(0)
-        harness.wait_until(lambda: len(cluster.leaders()) == 3, 60,
-                           what="a leader for every partition")
+        cluster, addr, mgmt = small_cluster(self, 2)
         self.assertEqual(placement_of(cluster.topology())[3], [0, 2])
 
         # Nothing to cancel: 400 naming why; a dry run: 501; a bad id: 400.

@@ -36,8 +36,6 @@ import sys
 import threading
 import time
 import unittest
-import urllib.error
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "cluster"))
@@ -70,24 +68,8 @@ HTTP_S = 10.0
 def http(method, url, body=None, timeout_s=HTTP_S):
     """-> (status, parsed JSON or raw bytes); (None, reason) without an
     HTTP answer."""
-    data = None
-    headers = {"Accept": "application/json"}
-    if body is not None:
-        data = json.dumps(body).encode()
-        headers["Content-Type"] = "application/json"
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout_s) as res:
-            status, raw = res.status, res.read()
-    except urllib.error.HTTPError as e:
-        status, raw = e.code, e.read()
-    except (urllib.error.URLError, OSError) as e:
-        return None, str(getattr(e, "reason", e))
-    try:
-        return status, json.loads(raw) if raw else None
-    except ValueError:
-        return status, raw
+    return harness.http(method, url, body, timeout_s=timeout_s,
+                        unreachable=True)
 
 
 def round_robin_placement(brokers, partitions, rf):
